@@ -1,0 +1,257 @@
+/**
+ * Configuration: one YAML file plus environment overrides, validated at start-up, then frozen.
+ *
+ * Precedence: defaults < file < environment. An environment override is `TAPIO_<PATH>`, the path's
+ * segments upper-cased and joined with `__` (e.g. `TAPIO_KAFKA__BROKERS=a:9092,b:9092`,
+ * `TAPIO_CORRELATION__HYBRID__V2_PERCENTAGE=25`). `TAPIO_CONFIG` names the file.
+ * The defaults live in DEFAULTS below and are documented in config/defaults.yaml (a test keeps the two equal).
+ */
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { TapioError } from '@tapio/errors';
+
+const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/;
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** A duration: milliseconds as a number, or a string such as "100ms", "30s", "5m". */
+const durationMs = z.union(
+  [
+    z.number().int().nonnegative(),
+    z
+      .string()
+      .regex(DURATION, 'expected a duration such as 100ms, 30s, 5m or 1h')
+      .transform((s) => {
+        const m = DURATION.exec(s) as RegExpExecArray;
+        return Math.round(Number(m[1]) * (UNIT_MS[m[2] as string] as number));
+      }),
+  ],
+  { errorMap: () => ({ message: 'expected milliseconds or a duration such as 100ms, 30s, 5m or 1h' }) },
+);
+
+const port = z.number().int().min(0).max(65535);
+const topicName = z.string().regex(/^[a-zA-Z0-9._-]{1,249}$/, 'expected a Kafka topic name');
+
+export const configSchema = z
+  .object({
+    kafka: z
+      .object({
+        brokers: z.array(z.string().min(1)).min(1),
+        clientId: z.string().min(1),
+        connectionTimeoutMs: z.number().int().positive(),
+        requestTimeoutMs: z.number().int().positive(),
+        sessionTimeoutMs: z.number().int().positive(),
+        heartbeatIntervalMs: z.number().int().positive(),
+      })
+      .strict(),
+    registry: z.object({ url: z.string().url() }).strict(),
+    redis: z.object({ url: z.string().regex(/^rediss?:\/\//, 'expected a redis:// URL') }).strict(),
+    topics: z
+      .object({
+        events: topicName,
+        eventsV1: topicName,
+        eventsV2: topicName,
+        eventsV2Shadow: topicName,
+        results: topicName,
+        resultsShadow: topicName,
+        resultsDeduped: topicName,
+        control: topicName,
+        health: topicName,
+        dlq: topicName,
+        eventPartitions: z.number().int().positive(),
+        resultPartitions: z.number().int().positive(),
+        replicationFactor: z.number().int().positive(),
+      })
+      .strict(),
+    correlation: z
+      .object({
+        allowedLatenessMs: z.number().int().nonnegative(),
+        ruleTimeoutMs: z.number().int().positive(),
+        // The seed plan's block, with its own key names.
+        hybrid: z
+          .object({
+            enabled: z.boolean(),
+            v2_percentage: z.number().min(0).max(100),
+            routing_strategy: z.enum(['percentage', 'load', 'time', 'progressive']),
+            rollback: z.object({ error_threshold: z.number().min(0).max(1), latency_threshold: durationMs }).strict(),
+            features: z.record(z.string(), z.boolean()),
+          })
+          .strict(),
+      })
+      .strict(),
+    http: z.object({ host: z.string().min(1), port }).strict(),
+    log: z.object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']) }).strict(),
+  })
+  .strict();
+
+export type TapioConfig = z.output<typeof configSchema>;
+type Input = z.input<typeof configSchema>;
+
+export const DEFAULTS: Input = {
+  kafka: {
+    brokers: ['127.0.0.1:9092'],
+    clientId: 'tapio',
+    connectionTimeoutMs: 3000,
+    requestTimeoutMs: 30000,
+    sessionTimeoutMs: 30000,
+    heartbeatIntervalMs: 3000,
+  },
+  registry: { url: 'http://127.0.0.1:8081/apis/ccompat/v7' },
+  redis: { url: 'redis://127.0.0.1:6379' },
+  topics: {
+    events: 'tapio.events',
+    eventsV1: 'tapio.events.v1',
+    eventsV2: 'tapio.events.v2',
+    eventsV2Shadow: 'tapio.events.v2.shadow',
+    results: 'tapio.results',
+    resultsShadow: 'tapio.results.shadow',
+    resultsDeduped: 'tapio.results.deduped',
+    control: 'tapio.control',
+    health: 'tapio.health',
+    dlq: 'tapio.events.dlq',
+    eventPartitions: 12,
+    resultPartitions: 6,
+    replicationFactor: 1,
+  },
+  correlation: {
+    allowedLatenessMs: 60000,
+    ruleTimeoutMs: 50,
+    hybrid: {
+      enabled: true,
+      v2_percentage: 10,
+      routing_strategy: 'progressive',
+      rollback: { error_threshold: 0.05, latency_threshold: '100ms' },
+      features: { v2_memory_rules: true, v2_cpu_rules: false, v2_network_rules: false },
+    },
+  },
+  http: { host: '127.0.0.1', port: 9464 },
+  log: { level: 'info' },
+};
+
+export interface LoadConfigOptions {
+  /** Path of the YAML file; when absent, env.TAPIO_CONFIG; when both absent, defaults only. */
+  file?: string;
+  /** The environment, passed in so tests never touch process.env. */
+  env?: Readonly<Record<string, string | undefined>>;
+  /** Extra values applied over the file and under the environment (e.g. a service's own defaults). */
+  overrides?: Record<string, unknown>;
+}
+
+type Plain = Record<string, unknown>;
+
+const isPlain = (v: unknown): v is Plain => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+function merge(base: unknown, over: unknown): unknown {
+  if (!isPlain(base) || !isPlain(over)) return over === undefined ? base : over;
+  const out: Plain = { ...base };
+  for (const [k, v] of Object.entries(over)) out[k] = merge(base[k], v);
+  return out;
+}
+
+function configError(message: string, key: string, cause?: unknown): TapioError {
+  return new TapioError('INVALID_CONFIG', message, { cause, context: { field: key } });
+}
+
+/** Applies TAPIO_* variables; each value is converted to the type of the default at that path. */
+function applyEnv(target: Plain, env: Readonly<Record<string, string | undefined>>): void {
+  for (const [name, raw] of Object.entries(env)) {
+    if (!name.startsWith('TAPIO_') || name === 'TAPIO_CONFIG' || raw === undefined) continue;
+    const wanted = name.slice('TAPIO_'.length).split('__');
+    let node: Plain = target;
+    let defaults: unknown = DEFAULTS;
+    const path: string[] = [];
+    for (let i = 0; i < wanted.length; i++) {
+      const seg = wanted[i] as string;
+      const key = Object.keys(isPlain(defaults) ? defaults : node).find((k) => k.toUpperCase() === seg.toUpperCase());
+      if (key === undefined) {
+        // Stack scripts and tools share the TAPIO_ prefix; only names that start like a config section count.
+        if (i === 0) break;
+        throw configError(
+          `unknown config key ${[...path, seg.toLowerCase()].join('.')} in environment variable ${name}`,
+          name,
+        );
+      }
+      path.push(key);
+      defaults = isPlain(defaults) ? defaults[key] : undefined;
+      if (i === wanted.length - 1) {
+        node[key] = convert(raw, defaults, name);
+      } else {
+        if (!isPlain(node[key])) node[key] = {};
+        node = node[key] as Plain;
+      }
+    }
+  }
+}
+
+function convert(raw: string, like: unknown, name: string): unknown {
+  if (typeof like === 'number') {
+    const n = Number(raw);
+    if (raw.trim() === '' || !Number.isFinite(n)) throw configError(`${name}=${raw}: expected a number`, name);
+    return n;
+  }
+  if (typeof like === 'boolean') {
+    if (raw === 'true' || raw === '1') return true;
+    if (raw === 'false' || raw === '0') return false;
+    throw configError(`${name}=${raw}: expected true or false`, name);
+  }
+  if (Array.isArray(like))
+    return raw
+      .split(',')
+      .map((s) => s.trim())
+      .filter((s) => s.length > 0);
+  if (isPlain(like)) {
+    try {
+      return JSON.parse(raw) as unknown;
+    } catch (cause) {
+      throw configError(`${name}: expected a JSON object`, name, cause);
+    }
+  }
+  return raw;
+}
+
+/** Loads, validates and freezes the configuration. Throws one INVALID_CONFIG error naming the key. */
+export function loadConfig(options: LoadConfigOptions = {}): Readonly<TapioConfig> {
+  const env = options.env ?? {};
+  const file = options.file ?? env['TAPIO_CONFIG'];
+  let fromFile: unknown = {};
+  if (file !== undefined && file !== '') {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (cause) {
+      throw configError(`cannot read config file ${file}: ${(cause as Error).message}`, 'TAPIO_CONFIG', cause);
+    }
+    try {
+      fromFile = parseYaml(text) ?? {};
+    } catch (cause) {
+      throw configError(`config file ${file} is not valid YAML: ${(cause as Error).message}`, 'TAPIO_CONFIG', cause);
+    }
+    if (!isPlain(fromFile)) throw configError(`config file ${file} must hold a mapping at the top`, '(root)');
+  }
+  const merged = merge(merge(structuredClone(DEFAULTS), fromFile), options.overrides ?? {}) as Plain;
+  applyEnv(merged, env);
+  const parsed = configSchema.safeParse(merged);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0] as z.ZodIssue;
+    const key = issue.path.join('.') || '(root)';
+    const value = issue.path.reduce<unknown>(
+      (v, k) => (isPlain(v) || Array.isArray(v) ? (v as Plain)[k] : undefined),
+      merged,
+    );
+    const where = file ? ` in ${file} or the environment` : '';
+    throw configError(
+      `invalid config${where}: ${key} = ${JSON.stringify(value)}: ${issue.message}` +
+        (issue.code === 'unrecognized_keys' ? ` (${issue.keys.join(', ')})` : ''),
+      key,
+    );
+  }
+  return deepFreeze(parsed.data);
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null) {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}

@@ -1,0 +1,110 @@
+/** Kafka wiring shared by every service: the client, topic definitions and `topics ensure`. */
+import { Kafka, logLevel } from 'kafkajs';
+import type { Admin, ITopicConfig, LogEntry } from 'kafkajs';
+import type { TapioConfig } from '@tapio/config';
+import { TapioError } from '@tapio/errors';
+import type { Logger } from '@tapio/observability';
+
+export type { Admin, Consumer, Kafka, Producer } from 'kafkajs';
+
+const LEVELS: Record<number, 'error' | 'warn' | 'info' | 'debug'> = {
+  [logLevel.ERROR]: 'error',
+  [logLevel.WARN]: 'warn',
+  [logLevel.INFO]: 'info',
+  [logLevel.DEBUG]: 'debug',
+};
+
+/** A kafkajs client whose log lines go through the service's pino logger. */
+export function createKafka(config: Pick<TapioConfig, 'kafka'>, logger?: Logger, clientSuffix = ''): Kafka {
+  return new Kafka({
+    clientId: config.kafka.clientId + clientSuffix,
+    brokers: [...config.kafka.brokers],
+    connectionTimeout: config.kafka.connectionTimeoutMs,
+    requestTimeout: config.kafka.requestTimeoutMs,
+    logLevel: logger ? logLevel.WARN : logLevel.NOTHING,
+    logCreator:
+      () =>
+      ({ namespace, level, log }: LogEntry) => {
+        if (logger === undefined) return;
+        const { message, ...extra } = log;
+        logger[LEVELS[level] ?? 'info']({ kafkajs: namespace, ...extra }, message);
+      },
+  });
+}
+
+export interface TopicSpec extends ITopicConfig {
+  topic: string;
+  numPartitions: number;
+  replicationFactor: number;
+  configEntries: { name: string; value: string }[];
+}
+
+/** Every topic of ARCHITECTURE.md with its partition count and settings. */
+export function topicSpecs(config: Pick<TapioConfig, 'topics'>): TopicSpec[] {
+  const t = config.topics;
+  const spec = (topic: string, numPartitions: number, configEntries: TopicSpec['configEntries'] = []): TopicSpec => ({
+    topic,
+    numPartitions,
+    replicationFactor: t.replicationFactor,
+    configEntries,
+  });
+  return [
+    spec(t.events, t.eventPartitions),
+    spec(t.eventsV1, t.eventPartitions),
+    spec(t.eventsV2, t.eventPartitions),
+    spec(t.eventsV2Shadow, t.eventPartitions),
+    spec(t.results, t.resultPartitions),
+    spec(t.resultsShadow, t.resultPartitions),
+    spec(t.resultsDeduped, t.resultPartitions),
+    // One partition: every router reads the whole control stream; compaction keeps the latest config per key.
+    spec(t.control, 1, [
+      { name: 'cleanup.policy', value: 'compact' },
+      { name: 'min.compaction.lag.ms', value: '0' },
+      { name: 'segment.ms', value: '600000' },
+    ]),
+    spec(t.health, 1, [{ name: 'retention.ms', value: String(24 * 3600 * 1000) }]),
+    spec(t.dlq, t.resultPartitions),
+  ];
+}
+
+export interface EnsureOutcome {
+  topic: string;
+  action: 'created' | 'exists' | 'partitions-added';
+  partitions: number;
+}
+
+/**
+ * Creates the missing topics and raises partition counts that are below the spec (Kafka cannot
+ * lower them). Safe to run repeatedly and concurrently with other ensures.
+ */
+export async function ensureTopics(admin: Admin, specs: readonly TopicSpec[]): Promise<EnsureOutcome[]> {
+  try {
+    const existing = new Set(await admin.listTopics());
+    const missing = specs.filter((s) => !existing.has(s.topic));
+    if (missing.length > 0) {
+      try {
+        await admin.createTopics({ topics: missing, waitForLeaders: true });
+      } catch (err) {
+        // Another process may have created some of them in between; anything else is real.
+        if ((err as { type?: string }).type !== 'TOPIC_ALREADY_EXISTS') {
+          const nested = (err as { errors?: { type?: string }[] }).errors;
+          if (!nested?.every((e) => e.type === 'TOPIC_ALREADY_EXISTS')) throw err;
+        }
+      }
+    }
+    const meta = await admin.fetchTopicMetadata({ topics: specs.map((s) => s.topic) });
+    const counts = new Map(meta.topics.map((t) => [t.name, t.partitions.length]));
+    const grow = specs.filter((s) => existing.has(s.topic) && (counts.get(s.topic) ?? 0) < s.numPartitions);
+    if (grow.length > 0) {
+      await admin.createPartitions({ topicPartitions: grow.map((s) => ({ topic: s.topic, count: s.numPartitions })) });
+    }
+    return specs.map((s) => ({
+      topic: s.topic,
+      action: !existing.has(s.topic) ? 'created' : grow.includes(s) ? 'partitions-added' : 'exists',
+      partitions: Math.max(counts.get(s.topic) ?? 0, s.numPartitions),
+    }));
+  } catch (cause) {
+    if (cause instanceof TapioError) throw cause;
+    throw new TapioError('KAFKA_UNAVAILABLE', `ensuring topics failed: ${(cause as Error).message}`, { cause });
+  }
+}
