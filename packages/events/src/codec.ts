@@ -264,16 +264,29 @@ function statusOf(err: unknown): number | undefined {
   return typeof status === 'number' ? status : undefined;
 }
 
-/** Maps a registry client failure to our codes, by HTTP status (never by message text). */
-function registryError(err: unknown, what: string, context?: RecordContext): TapioError {
+/**
+ * Maps a registry client failure to our codes by HTTP status (never by message text). The client's
+ * HTTP layer reports a refused or reset connection as status 400 with no response behind it; the
+ * registry itself answers 404 for unknown ids and 409/422 for incompatible or invalid schemas. So in
+ * a GET by id anything but 404 means the registry was not usable, and in a register only 409/422
+ * blame the schema.
+ */
+function registryError(err: unknown, what: string, op: 'get' | 'register', context?: RecordContext): TapioError {
   if (err instanceof TapioError) return err;
   const status = statusOf(err);
-  if (status === 404)
+  if (op === 'get' && status === 404) {
     return new TapioError('UNKNOWN_SCHEMA_ID', `${what}: not found in the registry`, { cause: err, context });
-  if (status !== undefined && status < 500 && status !== 408 && status !== 429) {
-    return new TapioError('INCOMPATIBLE_SCHEMA', `${what}: registry answered ${status}`, { cause: err, context });
   }
-  return new TapioError('REGISTRY_UNAVAILABLE', `${what}: registry unavailable${status ? ` (${status})` : ''}`, {
+  if (op === 'register' && (status === 409 || status === 422)) {
+    return new TapioError('INCOMPATIBLE_SCHEMA', `${what}: registry refused the schema (${status})`, {
+      cause: err,
+      context,
+    });
+  }
+  if (err instanceof Error && err.name.startsWith('ConfluentSchemaRegistry')) {
+    return new TapioError('INCOMPATIBLE_SCHEMA', `${what}: ${err.message}`, { cause: err, context });
+  }
+  return new TapioError('REGISTRY_UNAVAILABLE', `${what}: registry unavailable${status ? ` (status ${status})` : ''}`, {
     cause: err,
     context,
   });
@@ -290,7 +303,10 @@ export class RegistryCodec implements SchemaSource {
   private readonly types = new Map<number, avro.Type>();
 
   constructor(options: RegistryCodecOptions) {
-    this.registry = new SchemaRegistry({ host: options.url, retry: { retries: options.retries ?? 2 } });
+    this.registry = new SchemaRegistry({
+      host: options.url,
+      retry: { retries: options.retries ?? 2 },
+    });
     this.compatibility = options.compatibility ?? 'BACKWARD';
   }
 
@@ -305,7 +321,7 @@ export class RegistryCodec implements SchemaSource {
       this.types.set(id, avro.Type.forSchema(schema as AvroSchema));
       return id;
     } catch (err) {
-      throw registryError(err, `registering ${subject}`);
+      throw registryError(err, `registering ${subject}`, 'register');
     }
   }
 
@@ -333,7 +349,7 @@ export class RegistryCodec implements SchemaSource {
       const type = (await this.registry.getSchema(id)) as unknown as avro.Type;
       return type.schema();
     } catch (err) {
-      throw registryError(err, `fetching schema id ${id}`, { schemaId: id });
+      throw registryError(err, `fetching schema id ${id}`, 'get', { schemaId: id });
     }
   }
 
@@ -345,7 +361,7 @@ export class RegistryCodec implements SchemaSource {
       return (await this.registry.decode(value)) as T;
     } catch (err) {
       if (statusOf(err) !== undefined || !(err instanceof Error) || err.name.startsWith('ConfluentSchemaRegistry')) {
-        throw registryError(err, `decoding with schema id ${schemaId}`, { ...context, schemaId });
+        throw registryError(err, `decoding with schema id ${schemaId}`, 'get', { ...context, schemaId });
       }
       // avsc failed on the datum: classify from the bytes with the (now cached) writer type.
       throw await this.classifyDatumError(value, schemaId, err, context);
