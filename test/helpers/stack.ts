@@ -43,3 +43,78 @@ export async function tempTopic(t: TestContext, prefix: string, numPartitions = 
 }
 
 export const registryUrl = (): string => testConfig().registry.url;
+
+export interface ReadRecord {
+  partition: number;
+  offset: string;
+  key: string | null;
+  value: Buffer | null;
+  headers: Record<string, string>;
+}
+
+/** Reads exactly n records of a topic from the beginning (fails after timeoutMs with what it saw). */
+export async function readTopic(t: TestContext, topic: string, n: number, timeoutMs = 30_000): Promise<ReadRecord[]> {
+  const consumer = kafka().consumer({ groupId: randomName('reader'), sessionTimeout: 10_000, heartbeatInterval: 1000 });
+  t.after(() => consumer.disconnect());
+  await consumer.connect();
+  await consumer.subscribe({ topic, fromBeginning: true });
+  const seen: ReadRecord[] = [];
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error(`readTopic ${topic}: timed out with ${seen.length}/${n} records`)),
+        timeoutMs,
+      );
+      if (n === 0) {
+        clearTimeout(timer);
+        resolve();
+        return;
+      }
+      consumer
+        .run({
+          autoCommit: false,
+          eachMessage: ({ partition, message }) => {
+            const headers: Record<string, string> = {};
+            for (const [k, v] of Object.entries(message.headers ?? {})) if (v !== undefined) headers[k] = v.toString();
+            seen.push({
+              partition,
+              offset: message.offset,
+              key: message.key?.toString() ?? null,
+              value: message.value,
+              headers,
+            });
+            if (seen.length === n) {
+              clearTimeout(timer);
+              resolve();
+            }
+            return Promise.resolve();
+          },
+        })
+        .catch(reject);
+    });
+  } finally {
+    await consumer.disconnect();
+  }
+  return seen;
+}
+
+/** Sum of the committed offsets of a group on a topic (-1 offsets count as 0). */
+export async function committedTotal(t: TestContext, groupId: string, topic: string): Promise<number> {
+  const a = await admin(t);
+  const offsets = await a.fetchOffsets({ groupId, topics: [topic] });
+  return (offsets[0]?.partitions ?? []).reduce((sum, p) => sum + Math.max(0, Number(p.offset)), 0);
+}
+
+/** Polls until check() is true or the timeout passes. */
+export async function eventually(
+  check: () => Promise<boolean> | boolean,
+  timeoutMs = 20_000,
+  what = 'condition',
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await check()) return;
+    if (Date.now() > deadline) throw new Error(`eventually: ${what} not reached within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}

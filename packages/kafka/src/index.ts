@@ -1,11 +1,11 @@
 /** Kafka wiring shared by every service: the client, topic definitions and `topics ensure`. */
 import { Kafka, logLevel } from 'kafkajs';
-import type { Admin, ITopicConfig, LogEntry } from 'kafkajs';
+import type { Admin, ITopicConfig, LogEntry, Producer } from 'kafkajs';
 import type { TapioConfig } from '@tapio/config';
 import { TapioError } from '@tapio/errors';
 import type { Logger } from '@tapio/observability';
 
-export type { Admin, Consumer, Kafka, Producer } from 'kafkajs';
+export type { Admin, Consumer, EachBatchPayload, EachMessagePayload, Kafka, KafkaMessage, Producer } from 'kafkajs';
 
 const LEVELS: Record<number, 'error' | 'warn' | 'info' | 'debug'> = {
   [logLevel.ERROR]: 'error',
@@ -107,4 +107,77 @@ export async function ensureTopics(admin: Admin, specs: readonly TopicSpec[]): P
     if (cause instanceof TapioError) throw cause;
     throw new TapioError('KAFKA_UNAVAILABLE', `ensuring topics failed: ${(cause as Error).message}`, { cause });
   }
+}
+
+/** Header names on dead-lettered records. */
+export const DLQ_HEADERS = {
+  reason: 'tapio-dlq-reason',
+  message: 'tapio-dlq-message',
+  source: 'tapio-dlq-source',
+  service: 'tapio-dlq-service',
+  at: 'tapio-dlq-at',
+} as const;
+
+export interface DeadLetterSource {
+  topic: string;
+  partition: number;
+  offset: string;
+  key: Buffer | null;
+  value: Buffer | null;
+  headers?: Record<string, Buffer | string | (Buffer | string)[] | undefined>;
+}
+
+/**
+ * Sends what a service cannot read to the dead-letter topic: the original key, value and headers,
+ * plus the reason (a stable error code), a message and where it came from. The caller awaits this
+ * before committing the source offset, so nothing is lost between the two.
+ */
+export class DeadLetterQueue {
+  constructor(
+    private readonly producer: Producer,
+    private readonly topic: string,
+    private readonly service: string,
+  ) {}
+
+  async send(source: DeadLetterSource, code: string, message: string): Promise<void> {
+    await this.producer.send({
+      topic: this.topic,
+      acks: -1,
+      messages: [
+        {
+          key: source.key,
+          value: source.value,
+          headers: {
+            ...(source.headers ?? {}),
+            [DLQ_HEADERS.reason]: code,
+            [DLQ_HEADERS.message]: message,
+            [DLQ_HEADERS.source]: `${source.topic}/${source.partition}@${source.offset}`,
+            [DLQ_HEADERS.service]: this.service,
+            [DLQ_HEADERS.at]: new Date().toISOString(),
+          },
+        },
+      ],
+    });
+  }
+}
+
+/**
+ * Headers the router stamps on each routed record. The record key is the scope key; `rules` lists
+ * the rule ids to evaluate for it (comma-separated); `epoch` is the routing config that decided.
+ */
+export const ROUTING_HEADERS = {
+  rules: 'tapio-rules',
+  scopeKey: 'tapio-scope-key',
+  epoch: 'tapio-epoch',
+} as const;
+
+/** A header value as text, or undefined when absent. */
+export function headerText(
+  headers: Record<string, Buffer | string | (Buffer | string)[] | undefined> | undefined,
+  name: string,
+): string | undefined {
+  const v = headers?.[name];
+  if (v === undefined) return undefined;
+  if (Array.isArray(v)) return v.length === 0 ? undefined : String(v[v.length - 1]);
+  return v.toString();
 }

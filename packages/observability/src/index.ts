@@ -7,7 +7,7 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import pino from 'pino';
 import type { Logger } from 'pino';
-import { Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 export type { Logger } from 'pino';
 
@@ -76,4 +76,119 @@ export async function startObservabilityServer(options: ObservabilityServerOptio
         server.close((err) => (err ? reject(err) : resolve()));
       }),
   };
+}
+
+/**
+ * The correlators' metrics, named after the seed plan's dashboard list with a `tapio_` prefix.
+ * V1 and V2 register the same names; the `engine` label tells them apart.
+ */
+export class EngineMetrics {
+  readonly eventsProcessed: Counter<'engine'>;
+  readonly results: Counter<'engine' | 'rule_id'>;
+  readonly ruleExecutionMs: Histogram<'engine' | 'rule_id'>;
+  readonly processingLatencyMs: Histogram<'engine'>;
+  readonly errors: Counter<'engine' | 'type'>;
+  readonly deadLettered: Counter<'engine' | 'reason'>;
+  readonly lateEvents: Counter<'engine'>;
+  readonly throughput: Gauge<'engine'>;
+  readonly memoryUsage: Gauge<'engine'>;
+  readonly errorRate: Gauge<'engine'>;
+  private lastEvents = 0;
+  private lastErrors = 0;
+  private lastAt = process.hrtime.bigint();
+  private processed = 0;
+  private errorCount = 0;
+
+  constructor(
+    registry: Registry,
+    readonly engine: string,
+  ) {
+    const registers = [registry];
+    this.eventsProcessed = new Counter({
+      name: 'tapio_events_processed_total',
+      help: 'Routed records evaluated by the engine',
+      labelNames: ['engine'],
+      registers,
+    });
+    this.results = new Counter({
+      name: 'tapio_results_total',
+      help: 'Results produced, by rule',
+      labelNames: ['engine', 'rule_id'],
+      registers,
+    });
+    this.ruleExecutionMs = new Histogram({
+      name: 'tapio_rule_execution_time_ms',
+      help: 'Time of one rule evaluation, ms',
+      labelNames: ['engine', 'rule_id'],
+      buckets: [0.01, 0.05, 0.1, 0.5, 1, 5, 10, 50, 100],
+      registers,
+    });
+    this.processingLatencyMs = new Histogram({
+      name: 'tapio_processing_latency_ms',
+      help: 'Time from receiving a record to its results being acknowledged, ms',
+      labelNames: ['engine'],
+      buckets: [0.5, 1, 2, 5, 10, 25, 50, 100, 250, 500, 1000],
+      registers,
+    });
+    this.errors = new Counter({
+      name: 'tapio_errors_total',
+      help: 'Errors by type: timeout (rule over budget), panic (rule threw), invalid (record dead-lettered)',
+      labelNames: ['engine', 'type'],
+      registers,
+    });
+    this.deadLettered = new Counter({
+      name: 'tapio_dlq_total',
+      help: 'Records sent to the dead-letter topic, by reason code',
+      labelNames: ['engine', 'reason'],
+      registers,
+    });
+    this.lateEvents = new Counter({
+      name: 'tapio_late_events_total',
+      help: '(event, rule, key) triples ignored as late',
+      labelNames: ['engine'],
+      registers,
+    });
+    this.throughput = new Gauge({
+      name: 'tapio_throughput_events_per_second',
+      help: 'Records evaluated per second since the previous scrape',
+      labelNames: ['engine'],
+      registers,
+      collect: () => this.sampleRates(),
+    });
+    this.errorRate = new Gauge({
+      name: 'tapio_error_rate',
+      help: 'Errors per evaluated record since the previous scrape',
+      labelNames: ['engine'],
+      registers,
+    });
+    this.memoryUsage = new Gauge({
+      name: 'tapio_memory_usage_bytes',
+      help: 'Resident set size of the engine process',
+      labelNames: ['engine'],
+      registers,
+      collect: () => this.memoryUsage.set({ engine }, process.memoryUsage().rss),
+    });
+  }
+
+  countEvents(n: number): void {
+    this.processed += n;
+    this.eventsProcessed.inc({ engine: this.engine }, n);
+  }
+
+  countError(type: 'timeout' | 'panic' | 'invalid' | 'produce', n = 1): void {
+    this.errorCount += n;
+    this.errors.inc({ engine: this.engine, type }, n);
+  }
+
+  private sampleRates(): void {
+    const now = process.hrtime.bigint();
+    const seconds = Number(now - this.lastAt) / 1e9;
+    if (seconds <= 0) return;
+    const events = this.processed - this.lastEvents;
+    this.throughput.set({ engine: this.engine }, events / seconds);
+    this.errorRate.set({ engine: this.engine }, events > 0 ? (this.errorCount - this.lastErrors) / events : 0);
+    this.lastAt = now;
+    this.lastEvents = this.processed;
+    this.lastErrors = this.errorCount;
+  }
 }

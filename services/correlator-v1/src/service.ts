@@ -1,0 +1,158 @@
+/**
+ * The V1 correlator, the plan's baseline: `eachMessage` on tapio.events.v1 in group tapio-v1,
+ * decoding through the schema-registry client, the rules the routing header lists evaluated by the
+ * V1 engine, one produce per result (acks=all) to tapio.results keyed by scope key. An offset is
+ * committed only after that record's results are acknowledged: kafkajs resolves a message's offset
+ * only when eachMessage returns, and eachMessage returns only after the produces resolve.
+ * Undecodable or invalid records go to the dead-letter topic with the reason; the service goes on.
+ */
+import { V1Engine } from '@tapio/engine-v1';
+import type { TapioError} from '@tapio/errors';
+import { errorCode, findTapioError, isRetriable } from '@tapio/errors';
+import { RegistryCodec, toEvent } from '@tapio/events';
+import type { Event } from '@tapio/events';
+import { DeadLetterQueue, ROUTING_HEADERS, headerText } from '@tapio/kafka';
+import type { EachMessagePayload } from '@tapio/kafka';
+import { EngineMetrics } from '@tapio/observability';
+import type { RunningService, ServiceContext } from '@tapio/runtime';
+
+export interface CorrelatorV1Options {
+  /** Default: config.topics.eventsV1. */
+  inputTopic?: string;
+  /** Default: config.topics.results. */
+  outputTopic?: string;
+  /** Default: tapio-v1. */
+  groupId?: string;
+  fromBeginning?: boolean;
+}
+
+export async function startCorrelatorV1(
+  ctx: ServiceContext,
+  options: CorrelatorV1Options = {},
+): Promise<RunningService> {
+  const { config, logger } = ctx;
+  const inputTopic = options.inputTopic ?? config.topics.eventsV1;
+  const outputTopic = options.outputTopic ?? config.topics.results;
+  const groupId = options.groupId ?? 'tapio-v1';
+  const metrics = new EngineMetrics(ctx.metrics, 'v1');
+  const codec = new RegistryCodec({ url: config.registry.url });
+  const resultSchemaId = await codec.registerResult(outputTopic);
+
+  const engine = new V1Engine({
+    allowedLatenessMs: config.correlation.allowedLatenessMs,
+    ruleTimeoutMs: config.correlation.ruleTimeoutMs,
+    onRuleError: (ruleId, err) => {
+      metrics.countError(err.code === 'RULE_TIMEOUT' ? 'timeout' : 'panic');
+      logger.warn({ ruleId, code: err.code, err }, 'rule evaluation failed');
+    },
+  });
+
+  const producer = ctx.kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
+  await producer.connect();
+  const dlq = new DeadLetterQueue(producer, config.topics.dlq, ctx.name);
+  const consumer = ctx.kafka.consumer({
+    groupId,
+    sessionTimeout: config.kafka.sessionTimeoutMs,
+    heartbeatInterval: config.kafka.heartbeatIntervalMs,
+    allowAutoTopicCreation: false,
+  });
+  await consumer.connect();
+  await consumer.subscribe({ topic: inputTopic, fromBeginning: options.fromBeginning ?? true });
+
+  let lateSeen = 0;
+  let running = true;
+  let lastError: string | undefined;
+
+  const deadLetter = async (payload: EachMessagePayload, err: TapioError): Promise<void> => {
+    const { topic, partition, message } = payload;
+    const placed = err.withContext({ topic, partition, offset: message.offset });
+    await dlq.send(
+      { topic, partition, offset: message.offset, key: message.key, value: message.value, headers: message.headers },
+      placed.code,
+      placed.message,
+    );
+    metrics.deadLettered.inc({ engine: 'v1', reason: placed.code });
+    metrics.countError('invalid');
+    logger.warn({ code: placed.code, topic, partition, offset: message.offset }, placed.message);
+  };
+
+  const handle = async (payload: EachMessagePayload): Promise<void> => {
+    const started = process.hrtime.bigint();
+    const { topic, partition, message } = payload;
+    const context = { topic, partition, offset: message.offset };
+    let event: Event;
+    try {
+      event = toEvent(await codec.decode(message.value, context));
+    } catch (err) {
+      const tapioError = findTapioError(err);
+      // A registry outage is retried (kafkajs redelivers from this offset); bad bytes are dead-lettered.
+      if (tapioError === undefined || isRetriable(err)) throw err;
+      await deadLetter(payload, tapioError);
+      return;
+    }
+    const rules = headerText(message.headers, ROUTING_HEADERS.rules);
+    const scopeKey = headerText(message.headers, ROUTING_HEADERS.scopeKey) ?? message.key?.toString();
+    const results =
+      rules === undefined || scopeKey === undefined
+        ? engine.process(event)
+        : engine.processRouted(
+            event,
+            scopeKey,
+            rules.split(',').filter((r) => r.length > 0),
+          );
+    metrics.countEvents(1);
+    if (results.length > 0) {
+      await Promise.all(
+        results.map((r) =>
+          producer.send({
+            topic: outputTopic,
+            acks: -1,
+            messages: [{ key: r.entityKey, value: codec.encode(resultSchemaId, r) }],
+          }),
+        ),
+      );
+      for (const r of results) metrics.results.inc({ engine: 'v1', rule_id: r.ruleId });
+    }
+    const late = engine.stats.lateEvents;
+    if (late > lateSeen) {
+      metrics.lateEvents.inc({ engine: 'v1' }, late - lateSeen);
+      lateSeen = late;
+    }
+    metrics.processingLatencyMs.observe({ engine: 'v1' }, Number(process.hrtime.bigint() - started) / 1e6);
+  };
+
+  await consumer.run({
+    autoCommit: true,
+    autoCommitInterval: 1000,
+    eachMessage: async (payload) => {
+      try {
+        await handle(payload);
+      } catch (err) {
+        lastError = `${errorCode(err)}: ${(err as Error).message}`;
+        logger.error(
+          { err, partition: payload.partition, offset: payload.message.offset },
+          'record failed; will retry',
+        );
+        throw err;
+      }
+    },
+  });
+  logger.info({ inputTopic, outputTopic, groupId }, 'correlator-v1 consuming');
+
+  return {
+    health: () => ({
+      ok: running,
+      engine: 'v1',
+      events: engine.stats.events,
+      results: engine.stats.results,
+      keys: engine.stats.keys,
+      lastError,
+    }),
+    async stop() {
+      running = false;
+      // disconnect() waits for the in-flight message, commits resolved offsets and leaves the group.
+      await consumer.disconnect();
+      await producer.disconnect();
+    },
+  };
+}
