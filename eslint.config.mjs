@@ -40,6 +40,7 @@ export default tseslint.config(
   {
     files: ['**/*.mjs', '**/*.cjs', '**/*.js'],
     ...tseslint.configs.disableTypeChecked,
+    rules: { ...tseslint.configs.disableTypeChecked.rules, '@typescript-eslint/no-require-imports': 'off' },
     languageOptions: {
       parserOptions: { projectService: false },
       globals: {
@@ -56,6 +57,8 @@ export default tseslint.config(
   {
     files: ['test/**/*.ts'],
     rules: {
+      // Tests drive services through their entry points; only deep imports stay banned.
+      'no-restricted-imports': ['error', { patterns: [deepImports] }],
       '@typescript-eslint/no-non-null-assertion': 'off',
       '@typescript-eslint/no-unsafe-assignment': 'off',
       '@typescript-eslint/no-unsafe-member-access': 'off',

@@ -32,6 +32,9 @@ const sample: Event = parseEventLine(
   }),
 );
 
+/** avsc decodes records into instances of generated classes; compare their data. */
+const plain = (v: unknown): unknown => JSON.parse(JSON.stringify(v)) as unknown;
+
 function codec(): RegistryCodec {
   return new RegistryCodec({ url: registryUrl() });
 }
@@ -79,11 +82,11 @@ test('register under <topic>-value is idempotent; both decode paths round-trip',
   const wire = c.encode(id, sample);
   assert.equal(wire[0], 0);
   assert.equal(wire.readInt32BE(1), id);
-  assert.deepEqual(await codec().decode(wire), sample); // a fresh client: fetched from the registry
+  assert.deepEqual(plain(await codec().decode(wire)), sample); // a fresh client: fetched from the registry
 
   const decoder = new WireDecoder<Event>(codec(), eventSchema);
   await decoder.prepare([wire]);
-  assert.deepEqual(decoder.decode(wire), sample);
+  assert.deepEqual(plain(decoder.decode(wire)), sample);
 });
 
 test('projection decodes only the named fields, straight from the buffer at offset 5', async () => {
@@ -94,7 +97,7 @@ test('projection decodes only the named fields, straight from the buffer at offs
     projection: ['id', 'timestamp', 'type', 'entity.kind', 'entity.name', 'entity.node', 'attributes'],
   });
   await decoder.prepare([wire]);
-  assert.deepEqual(decoder.decode(wire), {
+  assert.deepEqual(plain(decoder.decode(wire)), {
     id: 'evt-0001',
     timestamp: 1_700_000_000_123,
     type: 'memory.usage',
@@ -118,12 +121,12 @@ test('schema evolution: a reader with an added defaulted field reads old data, a
   const oldWire = c.encode(oldId, sample);
   const newReader = new WireDecoder<Event & { region: string }>(codec(), evolved);
   await newReader.prepare([oldWire]);
-  assert.deepEqual(newReader.decode(oldWire), { ...sample, region: 'unknown' });
+  assert.deepEqual(plain(newReader.decode(oldWire)), { ...sample, region: 'unknown' });
 
   const newWire = c.encode(newId, { ...sample, region: 'eu-west-1' });
   const oldReader = new WireDecoder<Event>(codec(), eventSchema);
   await oldReader.prepare([newWire]);
-  assert.deepEqual(oldReader.decode(newWire), sample);
+  assert.deepEqual(plain(oldReader.decode(newWire)), sample);
 
   const incompatible: RecordSchemaJson = {
     ...eventSchema,
@@ -168,7 +171,7 @@ test('bad bytes raise typed errors on both paths and never crash', async () => {
   const err = await expectCode(() => fresh.decode(unknownId), 'UNKNOWN_SCHEMA_ID');
   assert.equal(err.context.schemaId, 2_000_000_000);
   assert.equal(err.retriable, false);
-  assert.deepEqual(fresh.decode(good), sample);
+  assert.deepEqual(plain(fresh.decode(good)), sample);
 });
 
 test('an unreachable registry is a retriable REGISTRY_UNAVAILABLE', async () => {

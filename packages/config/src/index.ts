@@ -79,6 +79,18 @@ export const configSchema = z
           .strict(),
       })
       .strict(),
+    collector: z
+      .object({
+        ratePerSecond: z.number().positive(),
+        /** 0 runs until stopped. */
+        durationSeconds: z.number().nonnegative(),
+        /** Scenario names or rule ids, or ["all"]. */
+        scenarios: z.array(z.string().min(1)).min(1),
+        noiseRatio: z.number().gt(0).max(1),
+        seed: z.number().int().nonnegative(),
+        maxBatch: z.number().int().positive(),
+      })
+      .strict(),
     http: z.object({ host: z.string().min(1), port }).strict(),
     log: z.object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']) }).strict(),
   })
@@ -123,6 +135,14 @@ export const DEFAULTS: Input = {
       rollback: { error_threshold: 0.05, latency_threshold: '100ms' },
       features: { v2_memory_rules: true, v2_cpu_rules: false, v2_network_rules: false },
     },
+  },
+  collector: {
+    ratePerSecond: 1000,
+    durationSeconds: 0,
+    scenarios: ['all'],
+    noiseRatio: 0.95,
+    seed: 1,
+    maxBatch: 2000,
   },
   http: { host: '127.0.0.1', port: 9464 },
   log: { level: 'info' },

@@ -5,6 +5,7 @@ export {
   parseEventLine,
   readEventLines,
   resultToJsonLine,
+  sourceKey,
   splitLines,
   toEvent,
   type ParsedLine,

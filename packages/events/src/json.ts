@@ -220,3 +220,17 @@ export function resultToJsonLine(result: Result): string {
     engine: result.engine,
   });
 }
+
+/**
+ * The Kafka key of an event on tapio.events: the entity that emitted it (ARCHITECTURE.md: "events
+ * arrive keyed by the pod that emitted them"). Containers are keyed by their pod, so one pod's
+ * events stay in order on one partition.
+ */
+export function sourceKey(event: Event): string {
+  const e = event.entity;
+  const ns = e.namespace ?? '';
+  if (e.kind === 'container') return `pod/${ns}/${e.pod ?? e.name}`;
+  if (e.kind === 'pod') return `pod/${ns}/${e.name}`;
+  if (e.kind === 'node') return `node/${e.name}`;
+  return `${e.kind}/${ns}/${e.name}`;
+}

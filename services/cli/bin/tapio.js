@@ -1,6 +1,11 @@
 #!/usr/bin/env node
 'use strict';
-// eslint-disable-next-line @typescript-eslint/no-require-imports
+// `tapio ... | head` closes stdout early: that is the reader's choice, not an error.
+process.stdout.on('error', (err) => {
+  if (err.code === 'EPIPE') process.exit(0);
+  throw err;
+});
+ 
 require('../dist/main.js')
   .main(process.argv)
   .then(

@@ -1,21 +1,63 @@
 /** `tapio`: the command-line tool. Each command is a thin shell over the packages. */
-import { Command, CommanderError } from 'commander';
+import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { loadConfig } from '@tapio/config';
 import type { TapioConfig } from '@tapio/config';
 import { TapioError } from '@tapio/errors';
 import { createKafka, ensureTopics, topicSpecs } from '@tapio/kafka';
+import { listScenarios } from '@tapio/scenarios';
+import { consumeTopic } from './commands/consume';
+import { generate, resolveScenarios } from './commands/generate';
+import { produceFile, produceScenarios } from './commands/produce';
 
 export interface Io {
   stdout: NodeJS.WritableStream;
-  stderr: NodeJS.WritableStream;
+  stderr: NodeJS.WritableStream & { isTTY?: boolean };
   env: Readonly<Record<string, string | undefined>>;
+  /** Resolves on SIGINT/SIGTERM, for commands that follow a topic or run until stopped. */
+  interrupted: Promise<void>;
 }
 
-const defaultIo = (): Io => ({ stdout: process.stdout, stderr: process.stderr, env: process.env });
+const defaultIo = (): Io => ({
+  stdout: process.stdout,
+  stderr: process.stderr,
+  env: process.env,
+  interrupted: new Promise((resolve) => {
+    process.once('SIGINT', () => resolve());
+    process.once('SIGTERM', () => resolve());
+  }),
+});
+
+function number(name: string, check: (n: number) => boolean, expected: string) {
+  return (raw: string): number => {
+    const n = Number(raw);
+    if (raw.trim() === '' || !Number.isFinite(n) || !check(n)) {
+      throw new InvalidArgumentError(`${name} must be ${expected}, got '${raw}'`);
+    }
+    return n;
+  };
+}
+const positiveInt = (name: string) => number(name, (n) => Number.isSafeInteger(n) && n > 0, 'a positive integer');
+const nonNegativeInt = (name: string) => number(name, (n) => Number.isSafeInteger(n) && n >= 0, 'an integer >= 0');
+const positive = (name: string) => number(name, (n) => n > 0, 'a positive number');
+const share = (name: string) => number(name, (n) => n >= 0 && n <= 1, 'a number between 0 and 1');
+
+function scenarioList(raw: string): string[] | 'all' {
+  try {
+    return resolveScenarios(raw);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
+}
 
 function configFrom(cmd: Command, io: Io): Readonly<TapioConfig> {
   const { config } = cmd.optsWithGlobals<{ config?: string }>();
   return loadConfig({ file: config, env: io.env });
+}
+
+function abortOn(interrupted: Promise<void>): AbortSignal {
+  const controller = new AbortController();
+  void interrupted.then(() => controller.abort());
+  return controller.signal;
 }
 
 export function buildProgram(io: Io, setExit: (code: number) => void): Command {
@@ -46,6 +88,149 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
       setExit(0);
     });
 
+  program
+    .command('scenarios')
+    .description('list the synthetic incident and near-miss scenarios')
+    .action(() => {
+      for (const s of listScenarios()) io.stdout.write(`${s.name.padEnd(44)} ${s.kind.padEnd(10)} ${s.description}\n`);
+      setExit(0);
+    });
+
+  program
+    .command('generate')
+    .description('write scenario and noise events as JSON lines to stdout (no Kafka)')
+    .requiredOption('-s, --scenario <names>', 'scenario names or rule ids, comma-separated, or all', scenarioList)
+    .option('--seed <n>', 'random seed', nonNegativeInt('--seed'), 1)
+    .option('--noise <n>', 'background noise events', nonNegativeInt('--noise'), 0)
+    .option('--incidents <n>', 'instances of each scenario', positiveInt('--incidents'), 1)
+    .option(
+      '--start-ms <ms>',
+      'event time of the stream start (epoch ms)',
+      nonNegativeInt('--start-ms'),
+      1_767_225_600_000,
+    )
+    .option(
+      '--out-of-order-ms <ms>',
+      'max displacement of noise in delivery order (<= 60000)',
+      nonNegativeInt('--out-of-order-ms'),
+      0,
+    )
+    .option('--late-share <r>', 'share of noise delivered later than the allowed lateness', share('--late-share'), 0)
+    .option('--expect <file>', 'write the expected detections as JSON lines to this file')
+    .action(
+      async (opts: {
+        scenario: string[] | 'all';
+        seed: number;
+        noise: number;
+        incidents: number;
+        startMs: number;
+        outOfOrderMs: number;
+        lateShare: number;
+        expect?: string;
+      }) => {
+        const out = await generate(
+          {
+            scenarios: opts.scenario,
+            seed: opts.seed,
+            noise: opts.noise,
+            startMs: opts.startMs,
+            incidentsPerScenario: opts.incidents,
+            outOfOrderMs: opts.outOfOrderMs,
+            lateShare: opts.lateShare,
+            expect: opts.expect,
+          },
+          io.stdout,
+        );
+        io.stderr.write(`tapio generate: ${out.events} events, ${out.expected} expected detections\n`);
+        setExit(0);
+      },
+    );
+
+  program
+    .command('produce')
+    .description('produce events to a topic, Avro-encoded and keyed by source entity: JSON lines, or --scenario')
+    .argument('[file]', 'JSON-lines file; - or nothing reads stdin')
+    .option('-t, --topic <topic>', 'topic (default: the configured tapio.events)')
+    .option('--skip-invalid', 'report invalid lines and go on (default: stop at the first)', false)
+    .option('--batch-size <n>', 'events per produce request', positiveInt('--batch-size'), 1000)
+    .option('--no-progress', 'no progress bar, even on a terminal')
+    .option('-s, --scenario <names>', 'produce generated scenarios and noise instead of a file', scenarioList)
+    .option('--rate <n>', 'with --scenario: events per second', positive('--rate'), 1000)
+    .option('--duration <s>', 'with --scenario: seconds to run', positive('--duration'), 10)
+    .option('--seed <n>', 'with --scenario: random seed', nonNegativeInt('--seed'), 1)
+    .option('--noise-ratio <r>', 'with --scenario: share of noise among the events', share('--noise-ratio'), 0.9)
+    .action(
+      async (
+        file: string | undefined,
+        opts: {
+          topic?: string;
+          skipInvalid: boolean;
+          batchSize: number;
+          progress: boolean;
+          scenario?: string[] | 'all';
+          rate: number;
+          duration: number;
+          seed: number;
+          noiseRatio: number;
+        },
+        cmd: Command,
+      ) => {
+        const config = configFrom(cmd, io);
+        const topic = opts.topic ?? config.topics.events;
+        if (opts.scenario !== undefined) {
+          if (file !== undefined) throw new InvalidArgumentError('give either a file or --scenario, not both');
+          const s = await produceScenarios(
+            config,
+            {
+              topic,
+              scenarios: opts.scenario,
+              rate: opts.rate,
+              durationMs: opts.duration * 1000,
+              seed: opts.seed,
+              noiseRatio: opts.noiseRatio,
+              startMs: Date.now(),
+            },
+            io,
+            abortOn(io.interrupted),
+          );
+          io.stderr.write(
+            `tapio produce: ${s.sent} events (${s.incidents} incidents) to ${topic} in ${s.seconds.toFixed(1)} s, ` +
+              `${Math.round(s.rate)} events/s in ${s.batches} batches\n`,
+          );
+          setExit(0);
+          return;
+        }
+        const summary = await produceFile(config, file, { ...opts, topic }, io);
+        const rate = summary.seconds > 0 ? Math.round(summary.produced / summary.seconds) : summary.produced;
+        io.stderr.write(
+          `tapio produce: ${summary.produced} events to ${topic}, ${summary.invalid} invalid lines skipped, ` +
+            `${summary.seconds.toFixed(2)} s (${rate} events/s)\n`,
+        );
+        setExit(0);
+      },
+    );
+
+  program
+    .command('consume')
+    .description("decode any of the pipeline's topics to JSON lines on stdout")
+    .argument('<topic>', 'topic to read')
+    .option('--from-beginning', 'read from the earliest offset (then stop at the end unless --follow)', false)
+    .option('--follow', 'keep waiting for new records (implied without --from-beginning)', false)
+    .option('--max <n>', 'stop after n records', positiveInt('--max'))
+    .option('--meta', 'wrap each value with topic, partition, offset, key and headers', false)
+    .action(
+      async (
+        topic: string,
+        opts: { fromBeginning: boolean; follow: boolean; max?: number; meta: boolean },
+        cmd: Command,
+      ) => {
+        const config = configFrom(cmd, io);
+        const count = await consumeTopic(config, topic, opts, io);
+        io.stderr.write(`tapio consume: ${count} records from ${topic}\n`);
+        setExit(0);
+      },
+    );
+
   return program;
 }
 
@@ -58,6 +243,10 @@ export async function main(argv: readonly string[], io: Io = defaultIo()): Promi
     return code;
   } catch (err) {
     if (err instanceof CommanderError) return err.exitCode;
+    if (err instanceof InvalidArgumentError) {
+      io.stderr.write(`tapio: ${err.message}\n`);
+      return 2;
+    }
     if (err instanceof TapioError) {
       io.stderr.write(`tapio: ${err.code}: ${err.message}\n`);
       return 1;
