@@ -5,7 +5,7 @@ process.stdout.on('error', (err) => {
   if (err.code === 'EPIPE') process.exit(0);
   throw err;
 });
- 
+
 require('../dist/main.js')
   .main(process.argv)
   .then(

@@ -8,6 +8,7 @@ import { listScenarios } from '@tapio/scenarios';
 import { consumeTopic } from './commands/consume';
 import { generate, resolveScenarios } from './commands/generate';
 import { produceFile, produceScenarios } from './commands/produce';
+import { engineFactory, readEvents, replayToLines, testRule, writeTo } from './commands/replay';
 
 export interface Io {
   stdout: NodeJS.WritableStream;
@@ -230,6 +231,40 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
         setExit(0);
       },
     );
+
+  program
+    .command('replay')
+    .description('evaluate JSON-lines events offline (no Kafka) and write one JSON result per line')
+    .requiredOption('-i, --input <file>', 'JSON-lines events; - reads stdin')
+    .option('-e, --engine <name>', 'v1 or v2', 'v1')
+    .option('-o, --output <file>', 'results file (default stdout)')
+    .option('--skip-invalid', 'report invalid lines and go on', false)
+    .action(async (opts: { input: string; engine: string; output?: string; skipInvalid: boolean }, cmd: Command) => {
+      const config = configFrom(cmd, io);
+      const make = engineFactory(opts.engine);
+      const events = await readEvents(opts.input, opts.skipInvalid, io.stderr);
+      const engine = make(config.correlation);
+      const s = await writeTo(opts.output, io.stdout, (out) => replayToLines(engine, events, out));
+      io.stderr.write(
+        `tapio replay: engine ${opts.engine}, ${s.events} events, ${s.results} results, ${s.seconds.toFixed(2)} s ` +
+          `(${Math.round(s.events / Math.max(s.seconds, 1e-9))} events/s)\n`,
+      );
+      setExit(0);
+    });
+
+  const migrate = program.command('migrate').description('rule migration tools');
+  migrate
+    .command('test-rule')
+    .description("run a rule's own scenarios (or the given events) through every available engine and compare")
+    .argument('<rule-id>', 'e.g. memory-pressure-cascade')
+    .option('-i, --input <file>', 'JSON-lines events instead of the rule scenarios')
+    .action(async (ruleId: string, opts: { input?: string }, cmd: Command) => {
+      const config = configFrom(cmd, io);
+      const events = opts.input === undefined ? undefined : await readEvents(opts.input, false, io.stderr);
+      const report = testRule(ruleId, config.correlation, events);
+      io.stdout.write(report.lines.join('\n') + '\n');
+      setExit(report.ok ? 0 : 1);
+    });
 
   return program;
 }
