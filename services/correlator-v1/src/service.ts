@@ -7,7 +7,7 @@
  * Undecodable or invalid records go to the dead-letter topic with the reason; the service goes on.
  */
 import { V1Engine } from '@tapio/engine-v1';
-import type { TapioError} from '@tapio/errors';
+import type { TapioError } from '@tapio/errors';
 import { errorCode, findTapioError, isRetriable } from '@tapio/errors';
 import { RegistryCodec, toEvent } from '@tapio/events';
 import type { Event } from '@tapio/events';
