@@ -8,6 +8,7 @@ import { listScenarios } from '@tapio/scenarios';
 import { consumeTopic } from './commands/consume';
 import { generate, resolveScenarios } from './commands/generate';
 import { produceFile, produceScenarios } from './commands/produce';
+import { runDemo } from './commands/demo';
 import { engineFactory, readEvents, replayToLines, testRule, writeTo } from './commands/replay';
 
 export interface Io {
@@ -264,6 +265,41 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
       const report = testRule(ruleId, config.correlation, events);
       io.stdout.write(report.lines.join('\n') + '\n');
       setExit(report.ok ? 0 : 1);
+    });
+
+  program
+    .command('demo')
+    .description('run every service as its own process on the local stack, fed by the collector, with a live view')
+    .option('--duration <s>', 'stop after this many seconds (default: until Ctrl-C)', positive('--duration'))
+    .option('--rate <n>', 'collector events per second', positive('--rate'), 2000)
+    .option('--base-port <port>', 'first /metrics port; each service takes the next', positiveInt('--base-port'), 9470)
+    .action(async (opts: { duration?: number; rate: number; basePort: number }, cmd: Command) => {
+      configFrom(cmd, io); // validate before starting anything
+      const svc = (name: string, env: Record<string, string> = {}, dir = name) => ({
+        name,
+        entry: `services/${dir}/dist/main.js`,
+        env,
+      });
+      const code = await runDemo({
+        durationSeconds: opts.duration,
+        rate: opts.rate,
+        basePort: opts.basePort,
+        env: io.env,
+        stdout: io.stdout,
+        interrupted: io.interrupted,
+        services: [
+          svc('router'),
+          svc('correlator-v1'),
+          svc('correlator-v2'),
+          svc('correlator-v2-shadow', { TAPIO_CORRELATOR__ROLE: 'shadow' }, 'correlator-v2'),
+          svc('dedup'),
+          svc('actions'),
+          svc('comparator'),
+          svc('rollout-controller'),
+          svc('collector', { TAPIO_COLLECTOR__RATEPERSECOND: String(opts.rate) }),
+        ],
+      });
+      setExit(code);
     });
 
   return program;
