@@ -181,4 +181,8 @@ test('an unreachable registry is a retriable REGISTRY_UNAVAILABLE', async () => 
   assert.equal(err.retriable, true);
   const decoder = new WireDecoder(down, eventSchema);
   await expectCode(decoder.ensure(1), 'REGISTRY_UNAVAILABLE');
+  // After a batch's prepare() met the outage, decode says so (retriable) instead of blaming the record.
+  await decoder.prepare([wire]);
+  const decodeErr = await expectCode(() => decoder.decode(wire), 'REGISTRY_UNAVAILABLE');
+  assert.equal(decodeErr.retriable, true);
 });

@@ -124,6 +124,8 @@ export class WireDecoder<T = unknown> {
   readonly readerType: avro.Type;
   private readonly readers = new Map<number, CachedReader>();
   private readonly unknown = new Map<number, NegativeEntry>();
+  /** The last transient failure (registry outage) per id, so decode reports it as retriable. */
+  private readonly transient = new Map<number, TapioError>();
   private readonly inflight = new Map<number, Promise<void>>();
   private readonly unknownIdRetryMs: number;
   private readonly now: () => number;
@@ -176,6 +178,7 @@ export class WireDecoder<T = unknown> {
           (schema) => {
             this.readers.set(schemaId, this.buildReader(schemaId, schema));
             this.unknown.delete(schemaId);
+            this.transient.delete(schemaId);
           },
           (err: unknown) => {
             const error =
@@ -185,6 +188,8 @@ export class WireDecoder<T = unknown> {
             // Only a definite "unknown" is remembered; an outage is retried on the next call.
             if (error.code === 'UNKNOWN_SCHEMA_ID') {
               this.unknown.set(schemaId, { error, until: this.now() + this.unknownIdRetryMs });
+            } else {
+              this.transient.set(schemaId, error);
             }
             throw error;
           },
@@ -201,9 +206,9 @@ export class WireDecoder<T = unknown> {
     const value = buf as Buffer;
     const reader = this.readers.get(schemaId);
     if (reader === undefined) {
-      const negative = this.unknown.get(schemaId);
+      const known = this.unknown.get(schemaId)?.error ?? this.transient.get(schemaId);
       throw (
-        negative?.error.withContext({ ...context, schemaId }) ??
+        known?.withContext({ ...context, schemaId }) ??
         new TapioError('UNKNOWN_SCHEMA_ID', `writer schema ${schemaId} is not loaded; call prepare() first`, {
           context: { ...context, schemaId },
         })
