@@ -45,7 +45,18 @@ export const configSchema = z
       })
       .strict(),
     registry: z.object({ url: z.string().url() }).strict(),
-    redis: z.object({ url: z.string().regex(/^rediss?:\/\//, 'expected a redis:// URL') }).strict(),
+    redis: z
+      .object({
+        /** redis://[user:password@]host:port[/db]; rediss:// turns TLS on. */
+        url: z.string().regex(/^rediss?:\/\//, 'expected a redis:// URL'),
+        /** TLS even with a redis:// URL. */
+        tls: z.boolean(),
+        /** Verify the server certificate (TLS only); false for self-signed test setups. */
+        tlsRejectUnauthorized: z.boolean(),
+        /** Overrides the URL's password when not empty (so a secret can come from TAPIO_REDIS__PASSWORD). */
+        password: z.string(),
+      })
+      .strict(),
     topics: z
       .object({
         events: topicName,
@@ -91,6 +102,41 @@ export const configSchema = z
         maxBatch: z.number().int().positive(),
       })
       .strict(),
+    dedup: z
+      .object({
+        /** How long a fingerprint blocks different results (RULES.md: dedup within a TTL). */
+        ttlMs: z.number().int().positive(),
+        keyPrefix: z.string(),
+        /** 0 = never: results wait for Redis. Otherwise forward without dedup after Redis is down this long. */
+        failOpenAfterMs: z.number().int().nonnegative(),
+        retryInitialMs: z.number().int().positive(),
+        retryMaxMs: z.number().int().positive(),
+        /** A Redis command slower than this counts as a Redis failure (the batch is retried). */
+        commandTimeoutMs: z.number().int().positive(),
+      })
+      .strict(),
+    actions: z
+      .object({
+        log: z.boolean(),
+        webhook: z
+          .object({
+            url: z.union([z.literal(''), z.string().url()]),
+            timeoutMs: z.number().int().positive(),
+            maxAttempts: z.number().int().positive(),
+            backoffInitialMs: z.number().int().positive(),
+            backoffMaxMs: z.number().int().positive(),
+          })
+          .strict(),
+        alertmanager: z.object({ url: z.union([z.literal(''), z.string().url()]) }).strict(),
+        dlqTopic: topicName,
+      })
+      .strict(),
+    comparator: z
+      .object({
+        windowMs: z.number().int().positive(),
+        healthIntervalMs: z.number().int().positive(),
+      })
+      .strict(),
     http: z.object({ host: z.string().min(1), port }).strict(),
     log: z.object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']) }).strict(),
   })
@@ -109,7 +155,7 @@ export const DEFAULTS: Input = {
     heartbeatIntervalMs: 3000,
   },
   registry: { url: 'http://127.0.0.1:8081/apis/ccompat/v7' },
-  redis: { url: 'redis://127.0.0.1:6379' },
+  redis: { url: 'redis://127.0.0.1:6379', tls: false, tlsRejectUnauthorized: true, password: '' },
   topics: {
     events: 'tapio.events',
     eventsV1: 'tapio.events.v1',
@@ -144,6 +190,21 @@ export const DEFAULTS: Input = {
     seed: 1,
     maxBatch: 2000,
   },
+  dedup: {
+    ttlMs: 300000,
+    keyPrefix: 'tapio:dedup:',
+    failOpenAfterMs: 0,
+    retryInitialMs: 100,
+    retryMaxMs: 5000,
+    commandTimeoutMs: 2000,
+  },
+  actions: {
+    log: true,
+    webhook: { url: '', timeoutMs: 5000, maxAttempts: 5, backoffInitialMs: 200, backoffMaxMs: 5000 },
+    alertmanager: { url: '' },
+    dlqTopic: 'tapio.actions.dlq',
+  },
+  comparator: { windowMs: 30000, healthIntervalMs: 5000 },
   http: { host: '127.0.0.1', port: 9464 },
   log: { level: 'info' },
 };

@@ -21,6 +21,7 @@ export const ERROR_CODES = {
   KAFKA_UNAVAILABLE: 'The Kafka cluster could not be reached or refused a request.',
   REDIS_UNAVAILABLE: 'Redis could not be reached.',
   NOT_SUPPORTED: 'The requested feature is not available in this build.',
+  DELIVERY_FAILED: 'An action sink (webhook, Alertmanager) did not accept a result after all attempts.',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
