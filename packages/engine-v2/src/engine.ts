@@ -1,0 +1,762 @@
+import { performance } from 'node:perf_hooks';
+import { TapioError } from '@tapio/errors';
+import type { Event, Result } from '@tapio/events';
+import { MAX_EVIDENCE, RULES, RULES_BY_ID, addPoint, atLeast, buildResult, emptySums, scopeKey } from '@tapio/rules';
+import type {
+  AnchoredSummary,
+  CountSummary,
+  CpuContentionSummary,
+  Decision,
+  DiskSummary,
+  FailureSpreadSummary,
+  HighCpuSummary,
+  MemoryTrendSummary,
+  RuleDefinition,
+  RuleInput,
+  ThrottleImpactSummary,
+} from '@tapio/rules';
+import { DISTINCT_ALL, DISTINCT_MIN_VALUE, DISTINCT_NONE, Lane, lowerBound, measureOf } from './lane';
+import type { LaneSpec } from './lane';
+import { asEvent } from './types';
+import type { RuleEvent, V2Record } from './types';
+
+export interface V2EngineOptions {
+  rules?: readonly RuleDefinition[];
+  /** RULES.md allowed lateness; default 60 000. */
+  allowedLatenessMs?: number;
+  /** Budget of one full rule evaluation (summary, decide, evidence); default 50. */
+  ruleTimeoutMs?: number;
+  /** A scope key is freed once the engine's newest event time is this far past the key's newest event (as V1). */
+  keyIdleMs?: number;
+  onRuleError?: (ruleId: string, err: TapioError) => void;
+}
+
+export interface V2RuleStats {
+  /** Evaluations outside cooldown (as V1 counts them). */
+  evaluations: number;
+  /** Evaluations whose O(1) checks passed, so the summary was completed and `decide` ran. */
+  decisions: number;
+  /** Time spent in those full evaluations, ns (the O(1) checks are not timed). */
+  evaluationNs: number;
+  results: number;
+  lateEvents: number;
+}
+
+export interface V2Stats {
+  events: number;
+  results: number;
+  lateEvents: number;
+  skippedRules: number;
+  ruleErrors: { RULE_TIMEOUT: number; RULE_FAILED: number };
+  rules: Record<string, V2RuleStats>;
+  keys: number;
+  storedEvents: number;
+  keysFreed: number;
+}
+
+// How a rule's summary is maintained. A catalogue rule gets its incremental plan; any other rule
+// (a custom or altered definition) is run as V1 runs it: scan the window and call its summarize.
+const K_SCAN = 0;
+const K_ANCHORED = 1;
+const K_MEMORY = 2;
+const K_THROTTLE = 3;
+const K_CONTENTION = 4;
+const K_HIGH_CPU = 5;
+const K_COUNT = 6;
+const K_FAILURES = 7;
+const K_DISK = 8;
+
+/**
+ * Margin of the running-sum filters (R4, R6 means). The running sum differs from V1's scan sum only
+ * by rounding (far below 1e-12 for ratios in [0, 1]); a window within the margin is summed exactly.
+ */
+const FILTER_MARGIN = 1e-6;
+
+interface RulePlan {
+  readonly index: number;
+  readonly rule: RuleDefinition;
+  readonly kind: number;
+  readonly lanes: readonly LaneSpec[];
+  /** The main count's threshold (restarts, samples, throttles, pods, failures...). */
+  readonly minCount: number;
+  /** R8, R9: distinct pods. */
+  readonly minPods: number;
+  /** R2/R3 latest ratio, R4 mean throttle ratio, R6 mean usage. */
+  readonly minValue: number;
+  /** R6: spike share in percent. */
+  readonly minPercent: number;
+  /** R4: the companion's look-back. */
+  readonly lookbackMs: number;
+}
+
+/** One rule that reads an event type: the plan, the input declaration and the lane it fills. */
+interface Candidate {
+  readonly plan: RulePlan;
+  readonly input: RuleInput;
+  readonly lane: number;
+}
+
+class RuleState {
+  watermark: number;
+  lastFiredAt: number;
+  readonly lanes: Lane[];
+
+  constructor(plan: RulePlan) {
+    this.watermark = -Infinity;
+    this.lastFiredAt = -Infinity;
+    this.lanes = plan.lanes.map((spec) => new Lane(spec));
+  }
+}
+
+class KeyState {
+  newest: number;
+  readonly rules: Array<RuleState | null>;
+
+  constructor(newest: number, ruleCount: number) {
+    this.newest = newest;
+    this.rules = new Array<RuleState | null>(ruleCount).fill(null);
+  }
+}
+
+const DEFAULT_ALLOWED_LATENESS_MS = 60_000;
+const DEFAULT_RULE_TIMEOUT_MS = 50;
+const DEFAULT_KEY_IDLE_MS = 3_600_000;
+/** As V1: idle keys are looked for each time the engine's event time has advanced this much. */
+const SWEEP_INTERVAL_MS = 60_000;
+
+function checkNonNegative(name: string, value: number): number {
+  if (!Number.isFinite(value) || value < 0) {
+    throw new TapioError('INVALID_CONFIG', `V2Engine option ${name} = ${value}: expected a finite number >= 0`);
+  }
+  return value;
+}
+
+function threshold(rule: RuleDefinition, name: string): number {
+  const v = rule.thresholds[name];
+  if (v === undefined) throw new TapioError('INVALID_CONFIG', `rule ${rule.id} has no threshold ${name}`);
+  return v;
+}
+
+function lane(
+  types: readonly string[],
+  spanMs: number,
+  attr: string | null = null,
+  extra: Partial<Omit<LaneSpec, 'types' | 'spanMs' | 'attr'>> = {},
+): LaneSpec {
+  const distinct = extra.distinct ?? DISTINCT_NONE;
+  return {
+    types,
+    spanMs,
+    attr,
+    attr2: extra.attr2 ?? null,
+    spikeAbove: extra.spikeAbove ?? Infinity,
+    distinct,
+    distinctMin: extra.distinctMin ?? -Infinity,
+    keepPods: distinct !== DISTINCT_NONE || (extra.keepPods ?? false),
+    keepEvents: extra.keepEvents ?? false,
+  };
+}
+
+function scanLane(rule: RuleDefinition): LaneSpec {
+  return lane(
+    rule.inputs.map((i) => i.type),
+    rule.horizonMs,
+    null,
+    { keepEvents: true },
+  );
+}
+
+/** The plan of one rule: which lanes it keeps and which thresholds its O(1) checks read. */
+function planOf(rule: RuleDefinition, index: number): RulePlan {
+  const base = { index, rule, minCount: 0, minPods: 0, minValue: 0, minPercent: 0, lookbackMs: 0 };
+  const W = rule.windowMs;
+  // Only the catalogue's own definitions have a known summary; anything else is scanned.
+  if (RULES_BY_ID.get(rule.id) !== rule) {
+    return { ...base, kind: K_SCAN, lanes: [scanLane(rule)] };
+  }
+  switch (rule.code) {
+    case 'R1':
+      return {
+        ...base,
+        kind: K_ANCHORED,
+        lanes: [lane(['memory.oom_kill'], W), lane(['pod.restart'], W, null, { keepPods: true })],
+        minCount: threshold(rule, 'minRestarts'),
+      };
+    case 'R12':
+      return {
+        ...base,
+        kind: K_ANCHORED,
+        lanes: [lane(['node.pressure'], W), lane(['pod.evicted'], W, null, { keepPods: true })],
+        minCount: threshold(rule, 'minEvictions'),
+      };
+    case 'R2':
+    case 'R3':
+      return {
+        ...base,
+        kind: K_MEMORY,
+        lanes: [lane(['memory.usage'], W, 'usage_bytes', { attr2: 'limit_bytes' })],
+        minCount: threshold(rule, 'minSamples'),
+        minValue: threshold(rule, 'minRatio'),
+      };
+    case 'R4':
+      return {
+        ...base,
+        kind: K_THROTTLE,
+        lanes: [lane(['cpu.throttle'], W, 'throttle_ratio'), lane(['syscall.timeout'], rule.horizonMs)],
+        minCount: threshold(rule, 'minThrottles'),
+        minValue: threshold(rule, 'minMeanRatio'),
+        lookbackMs: rule.lookbackMs,
+      };
+    case 'R5':
+      return {
+        ...base,
+        kind: K_CONTENTION,
+        lanes: [
+          lane(['cpu.throttle'], W, 'throttle_ratio', {
+            distinct: DISTINCT_MIN_VALUE,
+            distinctMin: threshold(rule, 'minThrottleRatio'),
+          }),
+          lane(['cpu.usage'], W, 'usage_ratio'),
+        ],
+        minCount: threshold(rule, 'minPods'),
+      };
+    case 'R6':
+      return {
+        ...base,
+        kind: K_HIGH_CPU,
+        lanes: [lane(['cpu.usage'], W, 'usage_ratio', { spikeAbove: threshold(rule, 'spikeAbove') })],
+        minCount: threshold(rule, 'minSamples'),
+        minValue: threshold(rule, 'minMean'),
+        minPercent: threshold(rule, 'minSpikePercent'),
+      };
+    case 'R7':
+      return { ...base, kind: K_COUNT, lanes: [lane(['pod.restart'], W)], minCount: threshold(rule, 'minRestarts') };
+    case 'R11':
+      return {
+        ...base,
+        kind: K_COUNT,
+        lanes: [lane(['volume.mount_failed'], W)],
+        minCount: threshold(rule, 'minFailures'),
+      };
+    case 'R8':
+      return {
+        ...base,
+        kind: K_FAILURES,
+        lanes: [lane(['network.dns_failure'], W, null, { distinct: DISTINCT_ALL })],
+        minCount: threshold(rule, 'minFailures'),
+        minPods: threshold(rule, 'minPods'),
+      };
+    case 'R9':
+      return {
+        ...base,
+        kind: K_FAILURES,
+        lanes: [
+          lane(['network.connection_failure'], W, null, { distinct: DISTINCT_ALL }),
+          lane(['pod.restart', 'pod.not_ready'], rule.horizonMs),
+        ],
+        minCount: threshold(rule, 'minFailures'),
+        minPods: threshold(rule, 'minPods'),
+      };
+    case 'R10':
+      return { ...base, kind: K_DISK, lanes: [lane(['disk.usage'], W)] };
+    default:
+      return { ...base, kind: K_SCAN, lanes: [scanLane(rule)] };
+  }
+}
+
+/** One evidence candidate (built only when a rule fires). */
+class EvidenceEntry {
+  constructor(
+    readonly timestamp: number,
+    readonly id: string,
+    readonly trigger: boolean,
+  ) {}
+}
+
+function byTimestampThenId(a: EvidenceEntry, b: EvidenceEntry): number {
+  if (a.timestamp !== b.timestamp) return a.timestamp - b.timestamp;
+  return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
+}
+
+function idOf(e: EvidenceEntry): string {
+  return e.id;
+}
+
+function notTrigger(e: EvidenceEntry): boolean {
+  return !e.trigger;
+}
+
+/**
+ * The high-performance correlation engine: the same catalogue, the same results as V1 (RULES.md,
+ * "Evaluation semantics"), but per scope key and rule it keeps sorted lanes of the rule's input
+ * events with running aggregates over a sliding cursor (lane.ts), so an event costs O(1) amortised
+ * instead of a scan of the key's store.
+ *
+ * A rule's condition is decided in two steps. First O(1) checks on exact quantities (counts, distinct
+ * pods, the latest sample's raw values, the anchor) and on running sums with a margin: when one fails,
+ * the catalogue's `decide` would return null, so it is not called. Otherwise the summary is completed
+ * exactly as `summarize` computes it (the same additions in the same order, so least-squares sums and
+ * means are bit-identical to V1's) and the rule's own `decide` runs. That full step touches the
+ * window, as building the evidence does anyway, and happens only when the rule is about to fire or
+ * nearly so.
+ */
+export class V2Engine {
+  readonly stats: V2Stats;
+  private readonly plans: readonly RulePlan[];
+  private readonly planById: ReadonlyMap<string, RulePlan>;
+  /** Event type -> the rules that read it, in catalogue order. */
+  private readonly byType: ReadonlyMap<string, readonly Candidate[]>;
+  private readonly ruleStats: readonly V2RuleStats[];
+  private readonly allowedLatenessMs: number;
+  private readonly ruleTimeoutMs: number;
+  private readonly keyIdleMs: number;
+  private readonly onRuleError: ((ruleId: string, err: TapioError) => void) | undefined;
+  private readonly keys = new Map<string, KeyState>();
+  private newest = -Infinity;
+  private lastSweepAt = -Infinity;
+  /** Per rule: the record stamp that last listed it (dedups a routed record's rule ids without a Set). */
+  private readonly listedAt: Int32Array;
+  private stamp = 0;
+  // Scratch for `process`: the (key, candidate) pairs of one event, reused across events.
+  private readonly routeKeys: string[] = [];
+  private readonly routeCandidates: Candidate[] = [];
+  private readonly routeDone: boolean[] = [];
+
+  constructor(options: V2EngineOptions = {}) {
+    const rules = options.rules ?? RULES;
+    const byId = new Map<string, RulePlan>();
+    const plans: RulePlan[] = [];
+    for (const rule of rules) {
+      if (byId.has(rule.id)) throw new TapioError('INVALID_CONFIG', `V2Engine rules: duplicate rule id ${rule.id}`);
+      const plan = planOf(rule, plans.length);
+      plans.push(plan);
+      byId.set(rule.id, plan);
+    }
+    this.plans = plans;
+    this.planById = byId;
+    const byType = new Map<string, Candidate[]>();
+    for (const plan of plans) {
+      // As inputOf: the first input declaration of the type decides.
+      const seen = new Set<string>();
+      for (const input of plan.rule.inputs) {
+        if (seen.has(input.type)) continue;
+        seen.add(input.type);
+        const laneIndex = plan.lanes.findIndex((l) => l.types.includes(input.type));
+        if (laneIndex === -1) throw new TapioError('INVALID_CONFIG', `rule ${plan.rule.id}: no lane for ${input.type}`);
+        const list = byType.get(input.type) ?? [];
+        list.push({ plan, input, lane: laneIndex });
+        byType.set(input.type, list);
+      }
+    }
+    this.byType = byType;
+    this.allowedLatenessMs = checkNonNegative(
+      'allowedLatenessMs',
+      options.allowedLatenessMs ?? DEFAULT_ALLOWED_LATENESS_MS,
+    );
+    const timeoutMs = options.ruleTimeoutMs ?? DEFAULT_RULE_TIMEOUT_MS;
+    if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) {
+      throw new TapioError('INVALID_CONFIG', `V2Engine option ruleTimeoutMs = ${timeoutMs}: expected a number > 0`);
+    }
+    this.ruleTimeoutMs = timeoutMs;
+    this.keyIdleMs = checkNonNegative('keyIdleMs', options.keyIdleMs ?? DEFAULT_KEY_IDLE_MS);
+    this.onRuleError = options.onRuleError;
+    this.listedAt = new Int32Array(plans.length);
+    const perRule: Record<string, V2RuleStats> = {};
+    const ruleStats: V2RuleStats[] = [];
+    for (const plan of plans) {
+      const s = { evaluations: 0, decisions: 0, evaluationNs: 0, results: 0, lateEvents: 0 };
+      perRule[plan.rule.id] = s;
+      ruleStats.push(s);
+    }
+    this.ruleStats = ruleStats;
+    this.stats = {
+      events: 0,
+      results: 0,
+      lateEvents: 0,
+      skippedRules: 0,
+      ruleErrors: { RULE_TIMEOUT: 0, RULE_FAILED: 0 },
+      rules: perRule,
+      keys: 0,
+      storedEvents: 0,
+      keysFreed: 0,
+    };
+  }
+
+  /** Derives the event's routes itself and evaluates them all (offline replay), as V1's `process`. */
+  process(event: RuleEvent): Result[] {
+    const out: Result[] = [];
+    this.processInto(event, out);
+    return out;
+  }
+
+  /** Evaluates the listed rules of one routed record for its scope key, as V1's `processRouted`. */
+  processRouted(event: RuleEvent, scopeKey: string, ruleIds: readonly string[]): Result[] {
+    const out: Result[] = [];
+    this.processRoutedInto(event, scopeKey, ruleIds, out);
+    return out;
+  }
+
+  /**
+   * A batch of records in order; results are appended to `out` in the order `process` /
+   * `processRouted` would return them, record after record. A record without a scope key is routed
+   * by the engine itself.
+   */
+  processBatch(records: ArrayLike<V2Record>, out: Result[]): void {
+    for (let i = 0; i < records.length; i++) {
+      const record = records[i] as V2Record;
+      const scope = record.scopeKey;
+      if (scope === undefined || scope === null) this.processInto(record.event, out);
+      else this.processRoutedInto(record.event, scope, record.ruleIds ?? [], out);
+    }
+  }
+
+  /** `process`, appending to `out`. */
+  processInto(event: RuleEvent, out: Result[]): void {
+    this.stats.events += 1;
+    const candidates = this.byType.get(event.type);
+    if (candidates !== undefined) {
+      // routesFor's order: keys in order of first appearance over the catalogue, then per key the
+      // rules in catalogue order.
+      const keys = this.routeKeys;
+      const cands = this.routeCandidates;
+      const done = this.routeDone;
+      let n = 0;
+      for (let i = 0; i < candidates.length; i++) {
+        const c = candidates[i] as Candidate;
+        if (c.input.kinds !== null && !c.input.kinds.includes(event.entity.kind)) continue;
+        const key = scopeKey(c.plan.rule.scope, asEvent(event), c.input.serviceKey);
+        if (key === null) continue;
+        keys[n] = key;
+        cands[n] = c;
+        done[n] = false;
+        n += 1;
+      }
+      for (let i = 0; i < n; i++) {
+        if (done[i]) continue;
+        const scope = keys[i] as string;
+        const key = this.keyFor(scope, event.timestamp);
+        for (let j = i; j < n; j++) {
+          if (done[j] || keys[j] !== scope) continue;
+          done[j] = true;
+          const c = cands[j] as Candidate;
+          this.evaluate(c.plan, c.lane, key, scope, event, out);
+        }
+      }
+    }
+    this.afterEvent(event.timestamp);
+  }
+
+  /** `processRouted`, appending to `out`. */
+  processRoutedInto(event: RuleEvent, scope: string, ruleIds: readonly string[], out: Result[]): void {
+    this.stats.events += 1;
+    const key = this.keyFor(scope, event.timestamp);
+    const stamp = ++this.stamp;
+    let listed = 0;
+    for (let i = 0; i < ruleIds.length; i++) {
+      const plan = this.planById.get(ruleIds[i] as string);
+      if (plan === undefined) {
+        this.stats.skippedRules += 1;
+      } else if (this.listedAt[plan.index] !== stamp) {
+        this.listedAt[plan.index] = stamp;
+        listed += 1;
+      }
+    }
+    const candidates = this.byType.get(event.type);
+    if (candidates !== undefined) {
+      for (let i = 0; i < candidates.length; i++) {
+        const c = candidates[i] as Candidate;
+        if (this.listedAt[c.plan.index] !== stamp) continue;
+        if (c.input.kinds !== null && !c.input.kinds.includes(event.entity.kind)) continue;
+        listed -= 1;
+        this.evaluate(c.plan, c.lane, key, scope, event, out);
+      }
+    }
+    // Listed rules that do not read this event (type or kind), as V1 counts them.
+    this.stats.skippedRules += listed;
+    this.afterEvent(event.timestamp);
+  }
+
+  private keyFor(scope: string, timestamp: number): KeyState {
+    let key = this.keys.get(scope);
+    if (key === undefined) {
+      key = new KeyState(timestamp, this.plans.length);
+      this.keys.set(scope, key);
+      this.stats.keys = this.keys.size;
+    } else if (timestamp > key.newest) {
+      key.newest = timestamp;
+    }
+    return key;
+  }
+
+  private evaluate(
+    plan: RulePlan,
+    laneIndex: number,
+    key: KeyState,
+    scope: string,
+    event: RuleEvent,
+    out: Result[],
+  ): void {
+    const rule = plan.rule;
+    const ruleStats = this.ruleStats[plan.index] as V2RuleStats;
+    let state = key.rules[plan.index] ?? null;
+    if (state === null) {
+      state = new RuleState(plan);
+      key.rules[plan.index] = state;
+    }
+    const now = event.timestamp;
+    if (now < state.watermark - this.allowedLatenessMs) {
+      this.stats.lateEvents += 1;
+      ruleStats.lateEvents += 1;
+      return;
+    }
+    const lanes = state.lanes;
+    (lanes[laneIndex] as Lane).insert(event);
+    if (now > state.watermark) state.watermark = now;
+    // As V1: nothing older than this can be in a non-late event's horizon.
+    const evictBefore = state.watermark - this.allowedLatenessMs - rule.horizonMs;
+    let evicted = 0;
+    for (let i = 0; i < lanes.length; i++) {
+      const l = lanes[i] as Lane;
+      l.seek(now);
+      evicted += l.evictBefore(evictBefore);
+    }
+    this.stats.storedEvents += 1 - evicted;
+
+    if (now < state.lastFiredAt + rule.cooldownMs) return;
+    ruleStats.evaluations += 1;
+    if (plan.kind !== K_SCAN && !this.mayFire(plan, lanes, now)) return;
+
+    ruleStats.decisions += 1;
+    const started = performance.now();
+    let result: Result | null = null;
+    let failure: unknown = undefined;
+    let failed = false;
+    try {
+      const decision = this.decide(plan, lanes, now, event);
+      if (decision !== null)
+        result = buildResult(rule, scope, asEvent(event), decision, evidenceOf(plan, lanes, laneIndex, now), 'v2');
+    } catch (err) {
+      failed = true;
+      failure = err;
+    }
+    const elapsedMs = performance.now() - started;
+    ruleStats.evaluationNs += Math.round(elapsedMs * 1e6);
+    if (failed) {
+      this.reportError(
+        rule.id,
+        new TapioError('RULE_FAILED', `rule ${rule.id} threw for ${scope} on event ${event.id}`, { cause: failure }),
+      );
+      return;
+    }
+    if (elapsedMs > this.ruleTimeoutMs) {
+      this.reportError(
+        rule.id,
+        new TapioError(
+          'RULE_TIMEOUT',
+          `rule ${rule.id} took ${elapsedMs.toFixed(3)} ms for ${scope} on event ${event.id}` +
+            ` (budget ${this.ruleTimeoutMs} ms)` +
+            (result === null ? '' : '; result discarded'),
+        ),
+      );
+      return;
+    }
+    if (result === null) return;
+    state.lastFiredAt = now;
+    this.stats.results += 1;
+    ruleStats.results += 1;
+    out.push(result);
+  }
+
+  /**
+   * O(1) necessary conditions of the catalogue's `decide`: false means it would return null. Only
+   * exact quantities, except the running means, which are compared with FILTER_MARGIN to spare.
+   */
+  private mayFire(plan: RulePlan, lanes: readonly Lane[], now: number): boolean {
+    const a = lanes[0] as Lane;
+    switch (plan.kind) {
+      case K_ANCHORED: {
+        const f = lanes[1] as Lane;
+        return a.hi > a.lo && f.hi - f.lo >= plan.minCount;
+      }
+      case K_MEMORY: {
+        if (a.samples < plan.minCount) return false;
+        const j = a.lastSample();
+        const limit = a.val2[j] as number;
+        return limit > 0 && atLeast((a.val[j] as number) / limit, plan.minValue);
+      }
+      case K_THROTTLE: {
+        const t = lanes[1] as Lane;
+        if (a.samples < plan.minCount || t.hi === t.lo) return false;
+        if ((t.ts[t.hi - 1] as number) < now - plan.lookbackMs) return false;
+        return a.sum / a.samples >= plan.minValue - FILTER_MARGIN;
+      }
+      case K_CONTENTION:
+        return (a.podCounts as Map<string, number>).size >= plan.minCount;
+      case K_HIGH_CPU:
+        return (
+          a.samples >= plan.minCount &&
+          a.spikes * 100 >= a.samples * plan.minPercent &&
+          a.sum / a.samples >= plan.minValue - FILTER_MARGIN
+        );
+      case K_COUNT:
+        return a.hi - a.lo >= plan.minCount;
+      case K_FAILURES:
+        return a.hi - a.lo >= plan.minCount && (a.podCounts as Map<string, number>).size >= plan.minPods;
+      default:
+        return true;
+    }
+  }
+
+  /** The rule's summary, exactly as its `summarize` computes it over V1's window, then its `decide`. */
+  private decide(plan: RulePlan, lanes: readonly Lane[], now: number, trigger: RuleEvent): Decision | null {
+    const a = lanes[0] as Lane;
+    switch (plan.kind) {
+      case K_ANCHORED: {
+        const f = lanes[1] as Lane;
+        const anchorAt = a.ts[a.lo] as number;
+        const pods = new Set<string>();
+        let followers = 0;
+        for (let i = lowerBound(f.ts, f.lo, f.hi, anchorAt); i < f.hi; i++) {
+          followers += 1;
+          const pod = f.pods[i] ?? null;
+          if (pod !== null) pods.add(pod);
+        }
+        const s: AnchoredSummary = { anchorAt, followers, distinctFollowerPods: pods.size };
+        return plan.rule.decide(s, now);
+      }
+      case K_MEMORY: {
+        const lsq = emptySums(now - plan.rule.windowMs, 0);
+        let first = true;
+        for (let i = a.lo; i < a.hi; i++) {
+          const v = a.val[i] as number;
+          if (Number.isNaN(v)) continue;
+          if (first) {
+            lsq.originY = v;
+            first = false;
+          }
+          addPoint(lsq, a.ts[i] as number, v);
+        }
+        const j = a.lastSample();
+        const limit = a.val2[j] as number;
+        const s: MemoryTrendSummary = {
+          lsq,
+          latestUsage: a.val[j] as number,
+          latestLimit: Number.isNaN(limit) ? null : limit,
+        };
+        return plan.rule.decide(s, now);
+      }
+      case K_THROTTLE: {
+        const t = lanes[1] as Lane;
+        const s: ThrottleImpactSummary = {
+          throttleCount: a.samples,
+          throttleSum: exactSum(a),
+          latestTimeoutAt: t.ts[t.hi - 1] as number,
+        };
+        return plan.rule.decide(s, now);
+      }
+      case K_CONTENTION: {
+        const u = lanes[1] as Lane;
+        const j = u.lastSample();
+        const s: CpuContentionSummary = {
+          throttledPods: (a.podCounts as Map<string, number>).size,
+          latestNodeUsage: j === -1 ? null : (u.val[j] as number),
+        };
+        return plan.rule.decide(s, now);
+      }
+      case K_HIGH_CPU: {
+        const s: HighCpuSummary = { samples: a.samples, sum: exactSum(a), spikes: a.spikes };
+        return plan.rule.decide(s, now);
+      }
+      case K_COUNT: {
+        let maxGapMs = 0;
+        for (let i = a.lo + 1; i < a.hi; i++)
+          maxGapMs = Math.max(maxGapMs, (a.ts[i] as number) - (a.ts[i - 1] as number));
+        const s: CountSummary = { count: a.hi - a.lo, maxGapMs };
+        return plan.rule.decide(s, now);
+      }
+      case K_FAILURES: {
+        const trouble = lanes.length > 1 ? (lanes[1] as Lane) : null;
+        const s: FailureSpreadSummary = {
+          failures: a.hi - a.lo,
+          distinctPods: (a.podCounts as Map<string, number>).size,
+          latestPodTroubleAt:
+            trouble === null || trouble.hi === trouble.lo ? null : (trouble.ts[trouble.hi - 1] as number),
+        };
+        return plan.rule.decide(s, now);
+      }
+      case K_DISK: {
+        const usage = measureOf(trigger, 'usage_ratio');
+        const inodes = measureOf(trigger, 'inode_ratio');
+        const s: DiskSummary = {
+          usageRatio: Number.isNaN(usage) ? null : usage,
+          inodeRatio: Number.isNaN(inodes) ? null : inodes,
+        };
+        return plan.rule.decide(s, now);
+      }
+      default: {
+        // A rule without a known summary: V1's window (the horizon) and its own summarize.
+        const window = a.events.slice(a.lo, a.hi) as Event[];
+        return plan.rule.decide(plan.rule.summarize(window, now, asEvent(trigger)), now);
+      }
+    }
+  }
+
+  private reportError(ruleId: string, err: TapioError): void {
+    if (err.code === 'RULE_TIMEOUT' || err.code === 'RULE_FAILED') this.stats.ruleErrors[err.code] += 1;
+    this.onRuleError?.(ruleId, err);
+  }
+
+  /** V1's idle-key policy, step for step, so that both engines forget the same state at the same time. */
+  private afterEvent(timestamp: number): void {
+    if (timestamp > this.newest) this.newest = timestamp;
+    if (this.newest - this.lastSweepAt < SWEEP_INTERVAL_MS) return;
+    this.lastSweepAt = this.newest;
+    const idleBefore = this.newest - this.keyIdleMs;
+    for (const [scope, key] of this.keys) {
+      if (key.newest < idleBefore) {
+        for (const state of key.rules) {
+          if (state === null) continue;
+          for (const l of state.lanes) this.stats.storedEvents -= l.stored;
+        }
+        this.keys.delete(scope);
+        this.stats.keysFreed += 1;
+      }
+    }
+    this.stats.keys = this.keys.size;
+  }
+}
+
+/** The window's measurements added in V1's scan order (timestamp, then arrival). */
+function exactSum(l: Lane): number {
+  let sum = 0;
+  for (let i = l.lo; i < l.hi; i++) {
+    const v = l.val[i] as number;
+    if (!Number.isNaN(v)) sum += v;
+  }
+  return sum;
+}
+
+/**
+ * RULES.md evidence, as selectEvidence: the rule's input events with now - W <= t <= now, sorted by
+ * timestamp then id, at most 50 with the trigger kept. The trigger is the last event of its lane's
+ * cursor: it was inserted after every event with t <= now, and nothing has arrived since.
+ */
+function evidenceOf(plan: RulePlan, lanes: readonly Lane[], triggerLane: number, now: number): string[] {
+  const from = now - plan.rule.windowMs;
+  const inWindow: EvidenceEntry[] = [];
+  for (let li = 0; li < lanes.length; li++) {
+    const l = lanes[li] as Lane;
+    const last = li === triggerLane ? l.hi - 1 : -1;
+    for (let i = lowerBound(l.ts, l.lo, l.hi, from); i < l.hi; i++) {
+      inWindow.push(new EvidenceEntry(l.ts[i] as number, l.ids[i] as string, i === last));
+    }
+  }
+  inWindow.sort(byTimestampThenId);
+  if (inWindow.length <= MAX_EVIDENCE) return inWindow.map(idOf);
+  const others = inWindow.filter(notTrigger);
+  const kept = others.slice(others.length - (MAX_EVIDENCE - 1));
+  const trigger = inWindow.find((e) => e.trigger) as EvidenceEntry;
+  kept.push(trigger);
+  kept.sort(byTimestampThenId);
+  return kept.map(idOf);
+}

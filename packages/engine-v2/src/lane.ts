@@ -1,0 +1,260 @@
+import type { RuleEvent } from './types';
+
+/** How a lane counts distinct pods (R5, R8, R9; README "Readings" 6). */
+export const DISTINCT_NONE = 0;
+/** Every event with a known pod. */
+export const DISTINCT_ALL = 1;
+/** Events with a known pod whose measurement is >= `distinctMin` (R5: throttle_ratio >= 0.1). */
+export const DISTINCT_MIN_VALUE = 2;
+
+/** What one lane holds and maintains; fixed per rule at construction. */
+export interface LaneSpec {
+  /** Input types stored in this lane. */
+  readonly types: readonly string[];
+  /** The lane's window span: its cursor covers [now - spanMs, now]. */
+  readonly spanMs: number;
+  /** Measurement kept per event (NaN when the event lacks it: README "Readings" 5); null for none. */
+  readonly attr: string | null;
+  /** A second measurement (R2/R3 limit_bytes), read only at evaluation. */
+  readonly attr2: string | null;
+  /** Samples with a measurement above this count as spikes (R6); Infinity for none. */
+  readonly spikeAbove: number;
+  readonly distinct: number;
+  readonly distinctMin: number;
+  /** Keep each event's pod identity (distinct counts, R1's follower pods). */
+  readonly keepPods: boolean;
+  /** Keep the event objects themselves (only a rule that is scanned needs them). */
+  readonly keepEvents: boolean;
+}
+
+/** A finite attribute value, or NaN (the catalogue's `measure` returns null there). */
+export function measureOf(event: RuleEvent, attr: string): number {
+  const v = event.attributes[attr];
+  return v !== undefined && Number.isFinite(v) ? v : NaN;
+}
+
+/** `<namespace>/<pod>` as @tapio/rules podIdentity computes it, or null. */
+export function podOf(event: RuleEvent): string | null {
+  const e = event.entity;
+  const pod = e.kind === 'pod' ? e.name : e.pod;
+  return pod !== null && pod !== '' ? `${e.namespace ?? ''}/${pod}` : null;
+}
+
+/** First index in [from, to) whose timestamp is > t. */
+export function upperBound(ts: readonly number[], from: number, to: number, t: number): number {
+  let lo = from;
+  let hi = to;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if ((ts[mid] as number) <= t) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/** First index in [from, to) whose timestamp is >= t. */
+export function lowerBound(ts: readonly number[], from: number, to: number, t: number): number {
+  let lo = from;
+  let hi = to;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if ((ts[mid] as number) < t) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+// Shared stand-ins for the parallel arrays a lane does not use (never written: every write is guarded by
+// the spec), so a lane costs only the arrays it needs; 100k keys make that visible (bench/engine.ts).
+const NO_NUMBERS: number[] = [];
+const NO_PODS: Array<string | null> = [];
+const NO_EVENTS: RuleEvent[] = [];
+
+/** Evicted slots are dropped from the arrays once this many have piled up at the front. */
+const COMPACT_AT = 256;
+
+/**
+ * The events of one rule, one scope key and some of the rule's input types, sorted by timestamp with
+ * equal timestamps in arrival order (as V1's store), plus running aggregates over a cursor window
+ * [lo, hi) of it. `seek(now)` moves the cursor to the events with now - span <= t <= now.
+ *
+ * In order (now = the newest timestamp), the cursor only moves forward and every event enters and
+ * leaves the aggregates once: O(1) amortised per event. An out-of-order event moves the cursor back
+ * by the events it skips, and the next in-order event moves it forward again; the allowed lateness
+ * bounds that distance. An insert before the tail is a splice (out-of-order events only).
+ *
+ * Arrays live in [head, length); the front is evicted by moving head and compacted in bulk.
+ *
+ * A lane keeps ids, timestamps and the measurements it reads, not the events: a decoded event then
+ * dies young, which keeps the stored state small and the garbage collector's old generation quiet
+ * (bench/engine.ts: GC was the largest item of V2's profile while lanes held whole events).
+ */
+export class Lane {
+  readonly spec: LaneSpec;
+  readonly ids: string[];
+  /** Only when the spec keeps events. */
+  readonly events: RuleEvent[];
+  readonly ts: number[];
+  readonly val: number[];
+  readonly val2: number[];
+  readonly pods: Array<string | null>;
+  head: number;
+  lo: number;
+  hi: number;
+  /** Events in [lo, hi) with a finite measurement. */
+  samples: number;
+  /**
+   * Running sum of those measurements. Only a filter: add/remove in another order than V1's scan
+   * can differ in the last bits, so a decision re-sums the window exactly (see engine.ts).
+   */
+  sum: number;
+  spikes: number;
+  /** Pod -> events in [lo, hi) that count for it; null when the lane counts no pods. */
+  readonly podCounts: Map<string, number> | null;
+
+  constructor(spec: LaneSpec) {
+    this.spec = spec;
+    this.ids = [];
+    this.events = spec.keepEvents ? [] : NO_EVENTS;
+    this.ts = [];
+    this.val = spec.attr === null ? NO_NUMBERS : [];
+    this.val2 = spec.attr2 === null ? NO_NUMBERS : [];
+    this.pods = spec.keepPods ? [] : NO_PODS;
+    this.head = 0;
+    this.lo = 0;
+    this.hi = 0;
+    this.samples = 0;
+    this.sum = 0;
+    this.spikes = 0;
+    this.podCounts = spec.distinct === DISTINCT_NONE ? null : new Map();
+  }
+
+  get stored(): number {
+    return this.ts.length - this.head;
+  }
+
+  /** Inserts after every event with timestamp <= the new one, keeping the cursor's contents. */
+  insert(event: RuleEvent): void {
+    const spec = this.spec;
+    const t = event.timestamp;
+    const len = this.ts.length;
+    const v = spec.attr === null ? NaN : measureOf(event, spec.attr);
+    const v2 = spec.attr2 === null ? NaN : measureOf(event, spec.attr2);
+    const pod = spec.keepPods ? podOf(event) : null;
+    let i = len;
+    if (len > this.head && (this.ts[len - 1] as number) > t) i = upperBound(this.ts, this.head, len, t);
+    if (i === len) {
+      this.ids.push(event.id);
+      if (spec.keepEvents) this.events.push(event);
+      this.ts.push(t);
+      if (spec.attr !== null) this.val.push(v);
+      if (spec.attr2 !== null) this.val2.push(v2);
+      if (spec.keepPods) this.pods.push(pod);
+    } else {
+      this.ids.splice(i, 0, event.id);
+      if (spec.keepEvents) this.events.splice(i, 0, event);
+      this.ts.splice(i, 0, t);
+      if (spec.attr !== null) this.val.splice(i, 0, v);
+      if (spec.attr2 !== null) this.val2.splice(i, 0, v2);
+      if (spec.keepPods) this.pods.splice(i, 0, pod);
+    }
+    if (i < this.lo) {
+      this.lo += 1;
+      this.hi += 1;
+    } else if (i < this.hi) {
+      this.hi += 1;
+      this.add(i);
+    }
+  }
+
+  /** Moves the cursor to the events with now - span <= t <= now. */
+  seek(now: number): void {
+    const ts = this.ts;
+    const len = ts.length;
+    const from = now - this.spec.spanMs;
+    const hiT = len === this.head || (ts[len - 1] as number) <= now ? len : upperBound(ts, this.head, len, now);
+    let loT = this.lo;
+    while (loT < len && (ts[loT] as number) < from) loT += 1;
+    while (loT > this.head && (ts[loT - 1] as number) >= from) loT -= 1;
+    // Grow first, then shrink, so that lo <= hi throughout (loT <= hiT).
+    while (this.hi < hiT) this.add(this.hi++);
+    while (this.lo > loT) this.add(--this.lo);
+    while (this.lo < loT) this.remove(this.lo++);
+    while (this.hi > hiT) this.remove(--this.hi);
+  }
+
+  /**
+   * Drops stored events older than t that lie before the cursor; returns how many. After
+   * `seek(now)` with now >= t + span every event older than t lies before the cursor.
+   */
+  evictBefore(t: number): number {
+    const ts = this.ts;
+    const start = this.head;
+    let head = start;
+    while (head < this.lo && (ts[head] as number) < t) head += 1;
+    this.head = head;
+    if (head >= COMPACT_AT && head * 2 >= ts.length) this.compact();
+    return head - start;
+  }
+
+  /** Index of the last event in [lo, hi) with a finite measurement, or -1. */
+  lastSample(): number {
+    const val = this.val;
+    for (let i = this.hi - 1; i >= this.lo; i--) if (!Number.isNaN(val[i])) return i;
+    return -1;
+  }
+
+  private compact(): void {
+    const n = this.head;
+    this.ids.splice(0, n);
+    if (this.spec.keepEvents) this.events.splice(0, n);
+    this.ts.splice(0, n);
+    if (this.spec.attr !== null) this.val.splice(0, n);
+    if (this.spec.attr2 !== null) this.val2.splice(0, n);
+    if (this.spec.keepPods) this.pods.splice(0, n);
+    this.head = 0;
+    this.lo -= n;
+    this.hi -= n;
+  }
+
+  private add(i: number): void {
+    const spec = this.spec;
+    if (spec.attr !== null) {
+      const v = this.val[i] as number;
+      if (!Number.isNaN(v)) {
+        this.samples += 1;
+        this.sum += v;
+        if (v > spec.spikeAbove) this.spikes += 1;
+      }
+    }
+    const counts = this.podCounts;
+    if (counts !== null) {
+      const pod = this.pods[i] ?? null;
+      if (pod !== null && (spec.distinct === DISTINCT_ALL || (this.val[i] as number) >= spec.distinctMin)) {
+        counts.set(pod, (counts.get(pod) ?? 0) + 1);
+      }
+    }
+  }
+
+  private remove(i: number): void {
+    const spec = this.spec;
+    if (spec.attr !== null) {
+      const v = this.val[i] as number;
+      if (!Number.isNaN(v)) {
+        this.samples -= 1;
+        // An empty window restarts the sum at an exact zero, so rounding never accumulates.
+        this.sum = this.samples === 0 ? 0 : this.sum - v;
+        if (v > spec.spikeAbove) this.spikes -= 1;
+      }
+    }
+    const counts = this.podCounts;
+    if (counts !== null) {
+      const pod = this.pods[i] ?? null;
+      if (pod !== null && (spec.distinct === DISTINCT_ALL || (this.val[i] as number) >= spec.distinctMin)) {
+        const c = counts.get(pod) ?? 0;
+        if (c <= 1) counts.delete(pod);
+        else counts.set(pod, c - 1);
+      }
+    }
+  }
+}
