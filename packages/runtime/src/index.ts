@@ -114,3 +114,6 @@ export function runService(name: string, start: ServiceStart, argv: readonly str
     },
   );
 }
+
+export { HealthReporter, consumerLag, instanceName } from './health';
+export type { HealthReporterOptions } from './health';

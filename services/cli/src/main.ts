@@ -4,10 +4,11 @@ import { loadConfig } from '@tapio/config';
 import type { TapioConfig } from '@tapio/config';
 import { TapioError } from '@tapio/errors';
 import { createKafka, ensureTopics, topicSpecs } from '@tapio/kafka';
-import { listScenarios } from '@tapio/scenarios';
+import { generateStream, listScenarios } from '@tapio/scenarios';
 import { consumeTopic } from './commands/consume';
 import { generate, resolveScenarios } from './commands/generate';
 import { produceFile, produceScenarios } from './commands/produce';
+import { compareEngines, formatReport } from './commands/compare';
 import { runDemo } from './commands/demo';
 import { engineFactory, readEvents, replayToLines, testRule, writeTo } from './commands/replay';
 
@@ -253,6 +254,41 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
       setExit(0);
     });
 
+  program
+    .command('compare')
+    .description('run the same encoded records through V1 and V2 offline: throughput, latency, memory, mismatches')
+    .option('-i, --input <file>', 'JSON-lines events')
+    .option('-s, --scenario <names>', 'generated scenarios instead of a file', scenarioList)
+    .option('--events <n>', 'with --scenario: background noise events', nonNegativeInt('--events'), 100_000)
+    .option('--seed <n>', 'with --scenario: random seed', nonNegativeInt('--seed'), 1)
+    .option('--json', 'print the report as JSON', false)
+    .action(
+      async (
+        opts: { input?: string; scenario?: string[] | 'all'; events: number; seed: number; json: boolean },
+        cmd: Command,
+      ) => {
+        const config = configFrom(cmd, io);
+        if ((opts.input === undefined) === (opts.scenario === undefined)) {
+          throw new InvalidArgumentError('give exactly one of --input or --scenario');
+        }
+        const events =
+          opts.input !== undefined
+            ? await readEvents(opts.input, false, io.stderr)
+            : generateStream({
+                seed: opts.seed,
+                startMs: 1_767_225_600_000,
+                scenarios: opts.scenario ?? 'all',
+                incidentsPerScenario: 5,
+                noiseEvents: opts.events,
+                outOfOrderMs: 5_000,
+              }).events;
+        const report = compareEngines(events, config.correlation.allowedLatenessMs);
+        io.stdout.write((opts.json ? JSON.stringify(report, null, 2) : formatReport(report)) + '\n');
+        const m = report.mismatches;
+        setExit(m.missing + m.extra + m.differing === 0 ? 0 : 1);
+      },
+    );
+
   const migrate = program.command('migrate').description('rule migration tools');
   migrate
     .command('test-rule')
@@ -313,11 +349,12 @@ export async function main(argv: readonly string[], io: Io = defaultIo()): Promi
     await program.parseAsync([...argv]);
     return code;
   } catch (err) {
-    if (err instanceof CommanderError) return err.exitCode;
+    // Thrown by an action (argument parsers' errors are reported by commander as CommanderError).
     if (err instanceof InvalidArgumentError) {
       io.stderr.write(`tapio: ${err.message}\n`);
       return 2;
     }
+    if (err instanceof CommanderError) return err.exitCode;
     if (err instanceof TapioError) {
       io.stderr.write(`tapio: ${err.code}: ${err.message}\n`);
       return 1;

@@ -66,6 +66,10 @@ test('tapio replay over every scenario mixed with noise detects exactly the expe
   assert.ok(stream.expected.length >= RULES.length * 2, `every rule has incidents (${stream.expected.length})`);
   assert.deepEqual(results.map(key).sort(), stream.expected.map(key).sort());
   assert.ok(results.every((r) => r.engine === 'v1'));
+
+  const v2 = await tapio(['replay', '--engine', 'v2', '--input', input]);
+  assert.equal(v2.code, 0, v2.stderr);
+  assert.equal(v2.stdout, text.replaceAll('"engine":"v1"', '"engine":"v2"'), 'V2 replays to the same results');
   // Fields in the contract's order.
   assert.ok(text.startsWith('{"id":"'), text.slice(0, 40));
   assert.deepEqual(Object.keys(JSON.parse(text.split('\n')[0]!) as object), [
@@ -107,7 +111,7 @@ test('tapio migrate test-rule runs each rule through every engine and agrees wit
   for (const rule of RULES) {
     const r = await tapio(['migrate', 'test-rule', rule.id]);
     assert.equal(r.code, 0, r.stdout + r.stderr);
-    assert.match(r.stdout, new RegExp(`${rule.id}:incident: \\d+ events\\n  v1: ${rule.id} `));
+    assert.match(r.stdout, new RegExp(`${rule.id}:incident: \\d+ events\\n  v1: ${rule.id} .*\\n  v2: ${rule.id} `));
     assert.match(r.stdout, new RegExp(`${rule.id}: all engines agree and match every scenario`));
   }
   const unknown = await tapio(['migrate', 'test-rule', 'no-such-rule']);
@@ -129,4 +133,27 @@ test('tapio migrate test-rule --input reports what each engine found in the give
   const r = await tapio(['migrate', 'test-rule', 'crash-loop', '--input', input]);
   assert.equal(r.code, 0, r.stdout + r.stderr);
   assert.match(r.stdout, /v1: crash-loop pod\/shop\/web r2 critical/);
+});
+
+test('tapio compare runs the same records through both engines and finds no mismatch', async () => {
+  const r = await tapio(['compare', '--scenario', 'crash-loop,disk-pressure', '--events', '3000', '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  const report = JSON.parse(r.stdout) as {
+    events: number;
+    runs: { engine: string; results: number; eventsPerSecond: number; p99Us: number }[];
+    mismatches: { matched: number; missing: number; extra: number; differing: number };
+  };
+  assert.deepEqual(
+    report.runs.map((x) => x.engine),
+    ['v1', 'v2'],
+  );
+  assert.ok(report.mismatches.matched > 0);
+  assert.equal(report.mismatches.missing + report.mismatches.extra + report.mismatches.differing, 0);
+  assert.equal(report.runs[0]!.results, report.runs[1]!.results);
+  const table = await tapio(['compare', '--scenario', 'crash-loop', '--events', '100']);
+  assert.match(table.stdout, /engine +events\/s +p50 us +p99 us/);
+  assert.match(table.stdout, /V2\/V1 throughput: \d+\.\d\dx/);
+  const neither = await tapio(['compare']);
+  assert.equal(neither.code, 2);
+  assert.match(neither.stderr, /exactly one of --input or --scenario/);
 });

@@ -8,6 +8,7 @@ import { TapioError } from '@tapio/errors';
 import { readEventLines, resultToJsonLine } from '@tapio/events';
 import type { Event, Result } from '@tapio/events';
 import { V1Engine } from '@tapio/engine-v1';
+import { V2Engine } from '@tapio/engine-v2';
 import { RULES_BY_ID } from '@tapio/rules';
 import { generateScenario, listScenarios } from '@tapio/scenarios';
 import type { ExpectedDetection } from '@tapio/scenarios';
@@ -24,7 +25,7 @@ export interface EngineOptions {
 /** The engines this build can run offline, by name. */
 export const ENGINES: Record<string, ((o: EngineOptions) => OfflineEngine) | undefined> = {
   v1: (o) => new V1Engine(o),
-  v2: undefined,
+  v2: (o) => new V2Engine(o),
 };
 
 export function engineFactory(name: string): (o: EngineOptions) => OfflineEngine {

@@ -1,0 +1,76 @@
+/**
+ * Periodic health snapshots on the health topic (ARCHITECTURE.md: "engines' periodic health
+ * snapshots; the rollout controller reads it"; the router's breaker too). The service supplies the
+ * snapshot; this class adds the consumer lag of its group and produces it, keyed by instance.
+ */
+import { hostname } from 'node:os';
+import type { Admin, Kafka, Producer } from '@tapio/kafka';
+import type { Logger } from '@tapio/observability';
+
+export interface HealthReporterOptions {
+  kafka: Kafka;
+  producer: Producer;
+  topic: string;
+  intervalMs: number;
+  groupId: string;
+  inputTopic: string;
+  /** Builds the snapshot; `lag` is filled in by the reporter. */
+  snapshot: (lag: number) => object;
+  logger: Logger;
+}
+
+export function instanceName(service: string): string {
+  return `${service}@${hostname()}:${process.pid}`;
+}
+
+/** Records not yet consumed by the group: end offsets minus committed offsets, summed. */
+export async function consumerLag(admin: Admin, groupId: string, topic: string): Promise<number> {
+  const [ends, committed] = await Promise.all([
+    admin.fetchTopicOffsets(topic),
+    admin.fetchOffsets({ groupId, topics: [topic] }),
+  ]);
+  const done = new Map((committed[0]?.partitions ?? []).map((p) => [p.partition, Number(p.offset)]));
+  let lag = 0;
+  for (const p of ends) {
+    const c = done.get(p.partition) ?? -1;
+    lag += Math.max(0, Number(p.high) - (c < 0 ? Number(p.low) : c));
+  }
+  return lag;
+}
+
+export class HealthReporter {
+  private timer: NodeJS.Timeout | undefined;
+  private admin: Admin | undefined;
+  private inflight: Promise<void> = Promise.resolve();
+
+  constructor(private readonly options: HealthReporterOptions) {}
+
+  async start(): Promise<void> {
+    this.admin = this.options.kafka.admin();
+    await this.admin.connect();
+    this.timer = setInterval(() => {
+      this.inflight = this.report().catch((err: unknown) =>
+        this.options.logger.warn({ err }, 'health snapshot not published'),
+      );
+    }, this.options.intervalMs);
+    this.timer.unref();
+  }
+
+  /** Publishes one snapshot now (also used at shutdown so the last figures are not lost). */
+  async report(): Promise<void> {
+    const o = this.options;
+    const lag = this.admin ? await consumerLag(this.admin, o.groupId, o.inputTopic).catch(() => 0) : 0;
+    const snapshot = o.snapshot(lag);
+    await o.producer.send({
+      topic: o.topic,
+      acks: -1,
+      messages: [{ key: (snapshot as { instance?: string }).instance ?? null, value: JSON.stringify(snapshot) }],
+    });
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    await this.inflight;
+    await this.admin?.disconnect();
+  }
+}
