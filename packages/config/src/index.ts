@@ -30,6 +30,9 @@ const durationMs = z.union(
 );
 
 const port = z.number().int().min(0).max(65535);
+const rolloutCriterion = z
+  .object({ max: z.number().nonnegative(), minSamples: z.number().int().nonnegative(), required: z.boolean() })
+  .strict();
 const topicName = z.string().regex(/^[a-zA-Z0-9._-]{1,249}$/, 'expected a Kafka topic name');
 
 export const configSchema = z
@@ -137,6 +140,53 @@ export const configSchema = z
         healthIntervalMs: z.number().int().positive(),
       })
       .strict(),
+    correlator: z
+      .object({
+        /** primary: tapio.events.v2 -> tapio.results; shadow: tapio.events.v2.shadow -> tapio.results.shadow (V2 only). */
+        role: z.enum(['primary', 'shadow']),
+        /** How often each correlator writes a health snapshot to the health topic. */
+        healthIntervalMs: z.number().int().positive(),
+        /** A record slower than this counts as a slow call in health snapshots. */
+        slowCallMs: z.number().positive(),
+      })
+      .strict(),
+    rollout: z
+      .object({
+        /** The default plan of `tapio rollout start`; percentages rise from stage to stage. */
+        stages: z
+          .array(
+            z
+              .object({
+                percentage: z.number().min(0).max(100),
+                minDurationMs: durationMs,
+                /** Wait for `tapio rollout promote` once the stage's criteria are met. */
+                manualGate: z.boolean(),
+              })
+              .strict(),
+          )
+          .min(1),
+        /** Each: breach above `max`, judged from `minSamples` on; `required` holds the stage while samples are few. */
+        criteria: z
+          .object({
+            errorRate: rolloutCriterion,
+            slowCallRate: rolloutCriterion,
+            mismatchRate: rolloutCriterion,
+            lag: rolloutCriterion,
+          })
+          .strict(),
+        evaluateIntervalMs: z.number().int().positive(),
+        /** The health snapshots the criteria look back over (never before the stage's start). */
+        snapshotWindowMs: durationMs,
+        /** On rollback also force the V2 breaker open, so pinned categories fall back to V1 too. */
+        forceBreakerOnRollback: z.boolean(),
+        /** POST JSON on stage change, rollback and completion; empty: off. */
+        webhookUrl: z.union([z.literal(''), z.string().url()]),
+        /** The status page (its own small server beside /metrics); 0 picks a free port. */
+        statusPort: port,
+        /** Bearer token the status page's buttons need; empty: the buttons are refused. */
+        uiToken: z.string(),
+      })
+      .strict(),
     http: z.object({ host: z.string().min(1), port }).strict(),
     log: z.object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']) }).strict(),
   })
@@ -205,6 +255,27 @@ export const DEFAULTS: Input = {
     dlqTopic: 'tapio.actions.dlq',
   },
   comparator: { windowMs: 30000, healthIntervalMs: 5000 },
+  correlator: { role: 'primary', healthIntervalMs: 2000, slowCallMs: 100 },
+  rollout: {
+    stages: [
+      { percentage: 10, minDurationMs: 300000, manualGate: false },
+      { percentage: 25, minDurationMs: 600000, manualGate: false },
+      { percentage: 50, minDurationMs: 900000, manualGate: true },
+      { percentage: 100, minDurationMs: 900000, manualGate: false },
+    ],
+    criteria: {
+      errorRate: { max: 0.001, minSamples: 1000, required: true },
+      slowCallRate: { max: 0.01, minSamples: 1000, required: true },
+      mismatchRate: { max: 0.01, minSamples: 100, required: false },
+      lag: { max: 10000, minSamples: 3, required: true },
+    },
+    evaluateIntervalMs: 1000,
+    snapshotWindowMs: 60000,
+    forceBreakerOnRollback: true,
+    webhookUrl: '',
+    statusPort: 9465,
+    uiToken: '',
+  },
   http: { host: '127.0.0.1', port: 9464 },
   log: { level: 'info' },
 };

@@ -42,6 +42,8 @@ export interface V1Stats {
   storedEvents: number;
   /** Scope keys freed as idle so far. */
   keysFreed: number;
+  /** Detections withheld during a route-change warm-up (processRouted's suppressUntil). */
+  suppressed: number;
 }
 
 /** One rule's state for one scope key. */
@@ -121,6 +123,7 @@ export class V1Engine {
       keys: 0,
       storedEvents: 0,
       keysFreed: 0,
+      suppressed: 0,
     };
   }
 
@@ -133,16 +136,27 @@ export class V1Engine {
     return results;
   }
 
-  /** Evaluates the listed rules of one routed record for its scope key (the Kafka service's call). */
-  processRouted(event: Event, scopeKey: string, ruleIds: readonly string[]): Result[] {
+  /**
+   * Evaluates the listed rules of one routed record for its scope key (the Kafka service's call).
+   * `suppressUntil` (the router's route-change handoff, ROUTING_HEADERS.suppressUntil): a detection
+   * with triggeredAt < suppressUntil is neither returned nor starts a cooldown, while the event still
+   * updates the window, so the warming engine cannot cool down on a result nobody published.
+   */
+  processRouted(event: Event, scopeKey: string, ruleIds: readonly string[], suppressUntil = -Infinity): Result[] {
     this.stats.events += 1;
     const results: Result[] = [];
-    this.evaluateRoute(event, scopeKey, ruleIds, results);
+    this.evaluateRoute(event, scopeKey, ruleIds, results, suppressUntil);
     this.afterEvent(event);
     return results;
   }
 
-  private evaluateRoute(event: Event, scopeKey: string, ruleIds: readonly string[], out: Result[]): void {
+  private evaluateRoute(
+    event: Event,
+    scopeKey: string,
+    ruleIds: readonly string[],
+    out: Result[],
+    suppressUntil = -Infinity,
+  ): void {
     let key = this.keys.get(scopeKey);
     if (key === undefined) {
       key = { newest: event.timestamp, rules: new Map() };
@@ -158,7 +172,7 @@ export class V1Engine {
         this.stats.skippedRules += 1;
         continue;
       }
-      const result = this.evaluateRule(rule, key, scopeKey, event);
+      const result = this.evaluateRule(rule, key, scopeKey, event, suppressUntil);
       if (result !== null) {
         out.push(result);
         this.onResult?.(result);
@@ -167,7 +181,13 @@ export class V1Engine {
     for (const id of ruleIds) if (!this.rulesById.has(id)) this.stats.skippedRules += 1;
   }
 
-  private evaluateRule(rule: RuleDefinition, key: KeyState, scopeKey: string, event: Event): Result | null {
+  private evaluateRule(
+    rule: RuleDefinition,
+    key: KeyState,
+    scopeKey: string,
+    event: Event,
+    suppressUntil: number,
+  ): Result | null {
     const ruleStats = this.stats.rules[rule.id];
     let state = key.rules.get(rule.id);
     if (state === undefined) {
@@ -227,6 +247,10 @@ export class V1Engine {
       return null;
     }
     if (result === null) return null;
+    if (now < suppressUntil) {
+      this.stats.suppressed += 1;
+      return null;
+    }
     state.lastFiredAt = now;
     this.stats.results += 1;
     if (ruleStats !== undefined) ruleStats.results += 1;

@@ -164,11 +164,18 @@ export class DeadLetterQueue {
 /**
  * Headers the router stamps on each routed record. The record key is the scope key; `rules` lists
  * the rule ids to evaluate for it (comma-separated); `epoch` is the routing config that decided.
+ * `source` is where the event was read, `<topic>/<partition>@<offset>`.
+ * `suppressUntil` (decimal epoch ms, present only during a route-change handoff): results that this
+ * record triggers with triggeredAt < that time are not published; the record still updates the
+ * rules' window and cooldown state, so the warming engine ends up where the publishing one is and
+ * does not fire again for what the other already reported (@tapio/routing, plan.ts).
  */
 export const ROUTING_HEADERS = {
   rules: 'tapio-rules',
   scopeKey: 'tapio-scope-key',
   epoch: 'tapio-epoch',
+  source: 'tapio-source',
+  suppressUntil: 'tapio-suppress-until',
 } as const;
 
 /** A header value as text, or undefined when absent. */

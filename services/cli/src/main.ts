@@ -10,6 +10,14 @@ import { generate, resolveScenarios } from './commands/generate';
 import { produceFile, produceScenarios } from './commands/produce';
 import { compareEngines, formatReport } from './commands/compare';
 import { runDemo } from './commands/demo';
+import {
+  analyzeRules,
+  formatRouting,
+  loadRouting,
+  parseAssignments,
+  patchRoutingConfig,
+  saveRouting,
+} from './commands/route';
 import { engineFactory, readEvents, replayToLines, testRule, writeTo } from './commands/replay';
 
 export interface Io {
@@ -289,7 +297,111 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
       },
     );
 
+  const collect = (value: string, previous: string[]): string[] => [...previous, value];
+  const route = program.command('route').description('read and change the routing config on the control topic');
+  route
+    .command('show')
+    .description('the routing document in force: strategy, split per category, overrides, shadow, breaker')
+    .option('--json', 'print the document as JSON', false)
+    .action(async (opts: { json: boolean }, cmd: Command) => {
+      const config = configFrom(cmd, io);
+      const loaded = await loadRouting(config);
+      io.stdout.write((opts.json ? JSON.stringify(loaded.doc, null, 2) : formatRouting(loaded)) + '\n');
+      setExit(0);
+    });
+  route
+    .command('set')
+    .description('change the routing document (written as the next epoch; routers apply it within a second)')
+    .option('--percentage <n>', 'share of scope keys on V2, 0-100', number('--percentage', (n) => n >= 0 && n <= 100, 'in 0..100'))
+    .option('--strategy <name>', 'percentage | load | time | progressive')
+    .option('--category <c=engine>', 'pin a category (repeatable), e.g. network=v2', collect, [])
+    .option('--namespace <ns=engine>', 'route a namespace (repeatable)', collect, [])
+    .option('--node <node=engine>', 'route a node (repeatable)', collect, [])
+    .option('--pod <pod=engine>', 'route a pod (repeatable)', collect, [])
+    .option('--service <svc=engine>', 'route a service (repeatable)', collect, [])
+    .option('--clear-overrides', 'remove every category and entity override first', false)
+    .option('--shadow <on|off>', 'copy V1 records to the V2 shadow')
+    .option('--shadow-percentage <n>', 'share of V1 records copied', number('--shadow-percentage', (n) => n >= 0 && n <= 100, 'in 0..100'))
+    .option('--breaker <mode>', 'auto | forced-open | disabled')
+    .option('--load-threshold <n>', 'load strategy: V1 lag above which new work goes to V2', nonNegativeInt('--load-threshold'))
+    .action(
+      async (
+        opts: {
+          percentage?: number;
+          strategy?: string;
+          category: string[];
+          namespace: string[];
+          node: string[];
+          pod: string[];
+          service: string[];
+          clearOverrides: boolean;
+          shadow?: string;
+          shadowPercentage?: number;
+          breaker?: string;
+          loadThreshold?: number;
+        },
+        cmd: Command,
+      ) => {
+        const config = configFrom(cmd, io);
+        const loaded = await loadRouting(config);
+        let doc = loaded.doc;
+        if (opts.clearOverrides) {
+          doc = { ...doc, categoryOverrides: {}, entityOverrides: {} };
+        }
+        const patch: Record<string, unknown> = {};
+        try {
+          if (opts.percentage !== undefined) patch['v2Percentage'] = opts.percentage;
+          if (opts.strategy !== undefined) patch['strategy'] = opts.strategy;
+          if (opts.category.length > 0) patch['categoryOverrides'] = parseAssignments(opts.category, '--category');
+          const entities: Record<string, unknown> = {};
+          for (const kind of ['namespace', 'node', 'pod', 'service'] as const) {
+            if (opts[kind].length > 0) entities[kind] = parseAssignments(opts[kind], `--${kind}`);
+          }
+          if (Object.keys(entities).length > 0) patch['entityOverrides'] = entities;
+        } catch (err) {
+          throw new InvalidArgumentError((err as Error).message);
+        }
+        const shadow: Record<string, unknown> = {};
+        if (opts.shadow !== undefined) {
+          if (opts.shadow !== 'on' && opts.shadow !== 'off') throw new InvalidArgumentError('--shadow must be on or off');
+          shadow['enabled'] = opts.shadow === 'on';
+        }
+        if (opts.shadowPercentage !== undefined) shadow['percentage'] = opts.shadowPercentage;
+        if (Object.keys(shadow).length > 0) patch['shadow'] = shadow;
+        if (opts.breaker !== undefined) patch['breaker'] = { mode: opts.breaker };
+        if (opts.loadThreshold !== undefined) patch['load'] = { v1LagThreshold: opts.loadThreshold };
+        const written = await saveRouting(config, patchRoutingConfig(doc, patch));
+        io.stdout.write(formatRouting({ doc: written, stored: true }) + '\n');
+        setExit(0);
+      },
+    );
+
   const migrate = program.command('migrate').description('rule migration tools');
+  migrate
+    .command('rules')
+    .description('route a rule category to an engine (writes a category override)')
+    .requiredOption('--category <c>', 'resource | performance | reliability | network | storage')
+    .requiredOption('--to <engine>', 'v1 or v2')
+    .action(async (opts: { category: string; to: string }, cmd: Command) => {
+      const config = configFrom(cmd, io);
+      if (opts.to !== 'v1' && opts.to !== 'v2') throw new InvalidArgumentError('--to must be v1 or v2');
+      const loaded = await loadRouting(config);
+      const written = await saveRouting(
+        config,
+        patchRoutingConfig(loaded.doc, { categoryOverrides: { [opts.category]: opts.to } }),
+      );
+      io.stdout.write(`category ${opts.category} -> ${opts.to} (epoch ${written.epoch})\n`);
+      setExit(0);
+    });
+  migrate
+    .command('analyze-rules')
+    .description('each rule with its category, scope, where it runs now, and V2 support')
+    .action(async (_opts: unknown, cmd: Command) => {
+      const config = configFrom(cmd, io);
+      const loaded = await loadRouting(config);
+      io.stdout.write(analyzeRules(loaded.doc) + '\n');
+      setExit(0);
+    });
   migrate
     .command('test-rule')
     .description("run a rule's own scenarios (or the given events) through every available engine and compare")
@@ -337,6 +449,7 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
       });
       setExit(code);
     });
+
 
   return program;
 }

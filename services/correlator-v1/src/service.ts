@@ -14,6 +14,8 @@ import type { Event } from '@tapio/events';
 import { DeadLetterQueue, ROUTING_HEADERS, headerText } from '@tapio/kafka';
 import type { EachMessagePayload } from '@tapio/kafka';
 import { EngineMetrics } from '@tapio/observability';
+import type { HealthSnapshot } from '@tapio/routing';
+import { HealthReporter, instanceName } from '@tapio/runtime';
 import type { RunningService, ServiceContext } from '@tapio/runtime';
 
 export interface CorrelatorV1Options {
@@ -38,10 +40,13 @@ export async function startCorrelatorV1(
   const codec = new RegistryCodec({ url: config.registry.url });
   const resultSchemaId = await codec.registerResult(outputTopic);
 
+  let window = { calls: 0, errors: 0, slowCalls: 0 };
+  const slowCallNs = BigInt(Math.round(config.correlator.slowCallMs * 1e6));
   const engine = new V1Engine({
     allowedLatenessMs: config.correlation.allowedLatenessMs,
     ruleTimeoutMs: config.correlation.ruleTimeoutMs,
     onRuleError: (ruleId, err) => {
+      window.errors++;
       metrics.countError(err.code === 'RULE_TIMEOUT' ? 'timeout' : 'panic');
       logger.warn({ ruleId, code: err.code, err }, 'rule evaluation failed');
     },
@@ -59,6 +64,23 @@ export async function startCorrelatorV1(
   await consumer.connect();
   await consumer.subscribe({ topic: inputTopic, fromBeginning: options.fromBeginning ?? true });
 
+  const instance = instanceName(ctx.name);
+  const health = new HealthReporter({
+    kafka: ctx.kafka,
+    producer,
+    topic: config.topics.health,
+    intervalMs: config.correlator.healthIntervalMs,
+    groupId,
+    inputTopic,
+    logger,
+    snapshot: (lag): HealthSnapshot => {
+      const snapshot = { engine: 'v1' as const, instance, at: Date.now(), ...window, lag };
+      window = { calls: 0, errors: 0, slowCalls: 0 };
+      return snapshot;
+    },
+  });
+  await health.start();
+
   let lateSeen = 0;
   let running = true;
   let lastError: string | undefined;
@@ -73,6 +95,8 @@ export async function startCorrelatorV1(
     );
     metrics.deadLettered.inc({ engine: 'v1', reason: placed.code });
     metrics.countError('invalid');
+    window.calls++;
+    window.errors++;
     logger.warn({ code: placed.code, topic, partition, offset: message.offset }, placed.message);
   };
 
@@ -92,6 +116,8 @@ export async function startCorrelatorV1(
     }
     const rules = headerText(message.headers, ROUTING_HEADERS.rules);
     const scopeKey = headerText(message.headers, ROUTING_HEADERS.scopeKey) ?? message.key?.toString();
+    // Route-change handoff: while this engine warms up for the key, its detections are withheld.
+    const until = headerText(message.headers, ROUTING_HEADERS.suppressUntil);
     const results =
       rules === undefined || scopeKey === undefined
         ? engine.process(event)
@@ -99,8 +125,10 @@ export async function startCorrelatorV1(
             event,
             scopeKey,
             rules.split(',').filter((r) => r.length > 0),
+            until === undefined ? -Infinity : Number(until),
           );
     metrics.countEvents(1);
+    window.calls++;
     if (results.length > 0) {
       await Promise.all(
         results.map((r) =>
@@ -118,7 +146,9 @@ export async function startCorrelatorV1(
       metrics.lateEvents.inc({ engine: 'v1' }, late - lateSeen);
       lateSeen = late;
     }
-    metrics.processingLatencyMs.observe({ engine: 'v1' }, Number(process.hrtime.bigint() - started) / 1e6);
+    const elapsed = process.hrtime.bigint() - started;
+    if (elapsed > slowCallNs) window.slowCalls++;
+    metrics.processingLatencyMs.observe({ engine: 'v1' }, Number(elapsed) / 1e6);
   };
 
   await consumer.run({
@@ -152,6 +182,8 @@ export async function startCorrelatorV1(
       running = false;
       // disconnect() waits for the in-flight message, commits resolved offsets and leaves the group.
       await consumer.disconnect();
+      await health.report().catch(() => undefined);
+      await health.stop();
       await producer.disconnect();
     },
   };

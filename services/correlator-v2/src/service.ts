@@ -1,0 +1,255 @@
+/**
+ * The V2 correlator: `eachBatch` on tapio.events.v2 in group tapio-v2 (shadow role:
+ * tapio.events.v2.shadow in tapio-v2-shadow, results to tapio.results.shadow). A batch is decoded
+ * synchronously from the message buffers (projection to the fields rules read), evaluated as a
+ * whole, its results produced together with its dead letters in one request (acks=all), and only
+ * then are its offsets resolved and committed. Heartbeats go out during long batches.
+ *
+ * A registry outage is found while decoding, before any record touches the engine, and fails the
+ * batch so kafkajs redelivers it: the engine never sees a record twice because of it.
+ */
+import { V2Engine, RuleEventDecoder } from '@tapio/engine-v2';
+import type { RuleEvent } from '@tapio/engine-v2';
+import type { TapioError } from '@tapio/errors';
+import { RegistryCodec } from '@tapio/events';
+import type { Result } from '@tapio/events';
+import { DLQ_HEADERS, ROUTING_HEADERS, headerText } from '@tapio/kafka';
+import type { EachBatchPayload, KafkaMessage } from '@tapio/kafka';
+import { EngineMetrics } from '@tapio/observability';
+import type { HealthSnapshot } from '@tapio/routing';
+import { HealthReporter, instanceName } from '@tapio/runtime';
+import type { RunningService, ServiceContext } from '@tapio/runtime';
+
+export interface CorrelatorV2Options {
+  role?: 'primary' | 'shadow';
+  inputTopic?: string;
+  outputTopic?: string;
+  groupId?: string;
+  fromBeginning?: boolean;
+  /** Test hook: called per record before evaluation; throwing counts as an engine error. */
+  faultInjector?: (event: RuleEvent) => void;
+}
+
+/** Heartbeat at least this often inside a batch (well under the session timeout). */
+const HEARTBEAT_EVERY_MS = 1000;
+
+/** A valid Avro record can still break RULES.md (empty id, type or entity name). */
+function contractProblem(e: RuleEvent): string | undefined {
+  if (e.id.length === 0) return 'id';
+  if (e.type.length === 0) return 'type';
+  if (e.entity.kind.length === 0) return 'entity.kind';
+  if (e.entity.name.length === 0) return 'entity.name';
+  return undefined;
+}
+
+export async function startCorrelatorV2(
+  ctx: ServiceContext,
+  options: CorrelatorV2Options = {},
+): Promise<RunningService> {
+  const { config, logger } = ctx;
+  const role = options.role ?? config.correlator.role;
+  const shadow = role === 'shadow';
+  const inputTopic = options.inputTopic ?? (shadow ? config.topics.eventsV2Shadow : config.topics.eventsV2);
+  const outputTopic = options.outputTopic ?? (shadow ? config.topics.resultsShadow : config.topics.results);
+  const groupId = options.groupId ?? (shadow ? 'tapio-v2-shadow' : 'tapio-v2');
+  const metrics = new EngineMetrics(ctx.metrics, 'v2');
+  const codec = new RegistryCodec({ url: config.registry.url });
+  const resultSchemaId = await codec.registerResult(outputTopic);
+  const decoder = new RuleEventDecoder(codec);
+  const slowCallNs = BigInt(Math.round(config.correlator.slowCallMs * 1e6));
+
+  let window = { calls: 0, errors: 0, slowCalls: 0 };
+  const engine = new V2Engine({
+    allowedLatenessMs: config.correlation.allowedLatenessMs,
+    ruleTimeoutMs: config.correlation.ruleTimeoutMs,
+    onRuleError: (ruleId, err) => {
+      metrics.countError(err.code === 'RULE_TIMEOUT' ? 'timeout' : 'panic');
+      window.errors++;
+      logger.warn({ ruleId, code: err.code }, err.message);
+    },
+  });
+
+  const producer = ctx.kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
+  await producer.connect();
+  const consumer = ctx.kafka.consumer({
+    groupId,
+    sessionTimeout: config.kafka.sessionTimeoutMs,
+    heartbeatInterval: config.kafka.heartbeatIntervalMs,
+    allowAutoTopicCreation: false,
+  });
+  await consumer.connect();
+  await consumer.subscribe({ topic: inputTopic, fromBeginning: options.fromBeginning ?? true });
+
+  const instance = instanceName(ctx.name);
+  const health = new HealthReporter({
+    kafka: ctx.kafka,
+    producer,
+    topic: config.topics.health,
+    intervalMs: config.correlator.healthIntervalMs,
+    groupId,
+    inputTopic,
+    logger,
+    snapshot: (lag): HealthSnapshot => {
+      const s = { engine: 'v2' as const, instance, at: Date.now(), ...window, lag };
+      window = { calls: 0, errors: 0, slowCalls: 0 };
+      return s;
+    },
+  });
+  await health.start();
+
+  // Reused across batches: no per-batch allocation of these arrays on the hot path.
+  const events: Array<RuleEvent | null> = [];
+  const errors: Array<TapioError | null> = [];
+  const results: Result[] = [];
+  let lateSeen = 0;
+  let suppressed = 0;
+  let running = true;
+  let lastError: string | undefined;
+
+  const handleBatch = async (payload: EachBatchPayload): Promise<void> => {
+    const { batch } = payload;
+    const messages: KafkaMessage[] = batch.messages;
+    if (messages.length === 0) return;
+    const started = process.hrtime.bigint();
+    const values = messages.map((m) => m.value);
+    await decoder.prepare(values);
+    const offsets = messages.map((m) => m.offset);
+    const bad = decoder.decodeBatch(values, events, errors, {
+      topic: batch.topic,
+      partition: batch.partition,
+      offsets,
+    });
+    if (bad > 0) {
+      // Decide retry versus dead letter before the engine sees anything of this batch.
+      const transient = errors.find((e) => e !== null && e.retriable);
+      if (transient) throw transient;
+    }
+
+    results.length = 0;
+    const deadLetters: { key: Buffer | null; value: Buffer | null; headers: Record<string, string | Buffer> }[] = [];
+    let lastBeat = Date.now();
+    for (let i = 0; i < messages.length; i++) {
+      if (!payload.isRunning() || payload.isStale()) break;
+      const message = messages[i] as KafkaMessage;
+      const event = events[i] ?? null;
+      let problem: TapioError | null = errors[i] ?? null;
+      const field = event === null ? undefined : contractProblem(event);
+      if (event === null || field !== undefined || problem !== null) {
+        const code = problem?.code ?? 'INVALID_EVENT';
+        const text = problem?.message ?? `empty ${field} (${batch.topic}/${batch.partition}@${message.offset})`;
+        deadLetters.push({
+          key: message.key,
+          value: message.value,
+          headers: {
+            [DLQ_HEADERS.reason]: code,
+            [DLQ_HEADERS.message]: text,
+            [DLQ_HEADERS.source]: `${batch.topic}/${batch.partition}@${message.offset}`,
+            [DLQ_HEADERS.service]: ctx.name,
+            [DLQ_HEADERS.at]: new Date().toISOString(),
+          },
+        });
+        metrics.deadLettered.inc({ engine: 'v2', reason: code });
+        metrics.countError('invalid');
+        window.errors++;
+        window.calls++;
+        problem = null;
+        continue;
+      }
+      const t0 = process.hrtime.bigint();
+      const before = results.length;
+      try {
+        options.faultInjector?.(event);
+        const rules = headerText(message.headers, ROUTING_HEADERS.rules);
+        const scopeKey = headerText(message.headers, ROUTING_HEADERS.scopeKey) ?? message.key?.toString();
+        if (rules === undefined || scopeKey === undefined) engine.processInto(event, results);
+        else engine.processRoutedInto(event, scopeKey, rules.split(','), results);
+      } catch (err) {
+        metrics.countError('panic');
+        window.errors++;
+        logger.warn({ err, offset: message.offset }, 'engine failed on a record');
+      }
+      // Route-change handoff: while this engine warms up for the key, its results are not published.
+      const until = headerText(message.headers, ROUTING_HEADERS.suppressUntil);
+      if (until !== undefined && results.length > before) {
+        const limit = Number(until);
+        let w = before;
+        for (let r = before; r < results.length; r++) {
+          const res = results[r] as Result;
+          if (res.triggeredAt < limit) suppressed++;
+          else results[w++] = res;
+        }
+        results.length = w;
+      }
+      window.calls++;
+      if (process.hrtime.bigint() - t0 > slowCallNs) window.slowCalls++;
+      if (Date.now() - lastBeat > HEARTBEAT_EVERY_MS) {
+        await payload.heartbeat();
+        lastBeat = Date.now();
+      }
+    }
+    const processed = messages.length;
+    metrics.countEvents(processed - deadLetters.length);
+
+    const topicMessages = [];
+    if (results.length > 0) {
+      topicMessages.push({
+        topic: outputTopic,
+        messages: results.map((r) => ({ key: r.entityKey, value: codec.encode(resultSchemaId, r) })),
+      });
+    }
+    if (deadLetters.length > 0) topicMessages.push({ topic: config.topics.dlq, messages: deadLetters });
+    if (topicMessages.length > 0) await producer.sendBatch({ topicMessages, acks: -1 });
+    for (const r of results) metrics.results.inc({ engine: 'v2', rule_id: r.ruleId });
+
+    // Offsets only after the batch's results and dead letters are acknowledged.
+    const last = messages[messages.length - 1] as KafkaMessage;
+    payload.resolveOffset(last.offset);
+    await payload.commitOffsetsIfNecessary();
+    await payload.heartbeat();
+
+    const late = engine.stats.lateEvents;
+    if (late > lateSeen) {
+      metrics.lateEvents.inc({ engine: 'v2' }, late - lateSeen);
+      lateSeen = late;
+    }
+    // Per-record latency of a batch: the batch's time spread over its records.
+    const perRecordMs = Number(process.hrtime.bigint() - started) / 1e6 / processed;
+    metrics.processingLatencyMs.observe({ engine: 'v2' }, perRecordMs);
+  };
+
+  await consumer.run({
+    eachBatchAutoResolve: false,
+    autoCommit: true,
+    autoCommitInterval: 1000,
+    eachBatch: async (payload) => {
+      try {
+        await handleBatch(payload);
+      } catch (err) {
+        lastError = (err as Error).message;
+        logger.error({ err, partition: payload.batch.partition }, 'batch failed; will retry');
+        throw err;
+      }
+    },
+  });
+  logger.info({ role, inputTopic, outputTopic, groupId }, 'correlator-v2 consuming');
+
+  return {
+    health: () => ({
+      ok: running,
+      engine: 'v2',
+      role,
+      events: engine.stats.events,
+      results: engine.stats.results,
+      keys: engine.stats.keys,
+      suppressed,
+      lastError,
+    }),
+    async stop() {
+      running = false;
+      await consumer.disconnect();
+      await health.report().catch(() => undefined);
+      await health.stop();
+      await producer.disconnect();
+    },
+  };
+}
