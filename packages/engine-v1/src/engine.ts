@@ -234,17 +234,19 @@ export class V1Engine {
       );
       return null;
     }
+    // A synchronous rule cannot be pre-empted: by the time the budget is known to be exceeded the
+    // evaluation is over. So a slow evaluation is reported (RULE_TIMEOUT, counted as an error, which
+    // feeds the breaker and the rollout criteria) but its result is kept: discarding a finished
+    // detection protects nothing and loses an incident whenever the machine stalls (a GC pause).
     if (elapsedNs > this.ruleTimeoutNs) {
       this.reportError(
         rule.id,
         new TapioError(
           'RULE_TIMEOUT',
           `rule ${rule.id} took ${(elapsedNs / 1e6).toFixed(3)} ms for ${scopeKey} on event ${event.id}` +
-            ` (budget ${this.ruleTimeoutNs / 1e6} ms)` +
-            (result === null ? '' : '; result discarded'),
+            ` (budget ${this.ruleTimeoutNs / 1e6} ms)`,
         ),
       );
-      return null;
     }
     if (result === null) return null;
     if (now < suppressUntil) {

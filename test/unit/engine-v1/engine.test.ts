@@ -130,7 +130,9 @@ test('a throwing rule is reported as RULE_FAILED and the other rules still run',
   assert.deepEqual(engine.stats.ruleErrors, { RULE_TIMEOUT: 0, RULE_FAILED: 6 });
 });
 
-test('an evaluation over ruleTimeoutMs is reported as RULE_TIMEOUT and its result discarded', () => {
+// Fixed: a GC pause on a loaded machine pushed evaluations over the budget and V1 silently dropped
+// detections (bench e2e run 2: one incident lost). A finished result is now kept and the slowness reported.
+test('an evaluation over ruleTimeoutMs is reported as RULE_TIMEOUT and its result kept', () => {
   const b = new EventsBuilder();
   const slow: RuleDefinition = {
     ...volumeMountFailure,
@@ -150,17 +152,16 @@ test('an evaluation over ruleTimeoutMs is reported as RULE_TIMEOUT and its resul
   });
   const events = [0, 10, 20].map((t) => b.pod('volume.mount_failed', t));
   const results = feed(engine, events);
-  // The fast rule fires once (cooldown); the slow one would fire at every event from the 2nd on
-  // (no cooldown starts since its results are discarded) but never gets through.
+  // Both fire at the 2nd event, then both are in cooldown at the 3rd (which is still timed).
   assert.deepEqual(
     results.map((r) => r.ruleId),
-    ['volume-mount-failure'],
+    ['slow-rule', 'volume-mount-failure'],
   );
   assert.deepEqual(seen, results);
-  assert.equal(errors.length, 3);
+  assert.equal(errors.length, 2, 'the two evaluations outside cooldown were over budget');
   assert.ok(errors.every((e) => e.code === 'RULE_TIMEOUT'));
-  assert.equal(engine.stats.ruleErrors.RULE_TIMEOUT, 3);
-  assert.ok(engine.stats.rules['slow-rule']!.evaluationNs >= 3 * 10e6);
+  assert.equal(engine.stats.ruleErrors.RULE_TIMEOUT, 2);
+  assert.ok(engine.stats.rules['slow-rule']!.evaluationNs >= 2 * 10e6);
 });
 
 test('results come in route order, then catalogue order, whatever the header order', () => {
