@@ -7,14 +7,20 @@ import type { Event } from '@tapio/events';
 const T0 = 1_750_000_000_000;
 const restart = (id: string, s: number): Event =>
   parseEventLine(
-    JSON.stringify({ id, timestamp: T0 + s * 1000, type: 'pod.restart', entity: { kind: 'pod', name: 'web', namespace: 'shop' } }),
+    JSON.stringify({
+      id,
+      timestamp: T0 + s * 1000,
+      type: 'pod.restart',
+      entity: { kind: 'pod', name: 'web', namespace: 'shop' },
+    }),
   );
 const KEY = 'pod/shop/web';
 
 test('a detection during a route-change warm-up is withheld and starts no cooldown', () => {
   const engine = new V1Engine();
   const until = T0 + 35_000;
-  const fired = (e: Event, suppress = -Infinity) => engine.processRouted(e, KEY, ['crash-loop'], suppress).map((r) => r.triggerEventId);
+  const fired = (e: Event, suppress = -Infinity) =>
+    engine.processRouted(e, KEY, ['crash-loop'], suppress).map((r) => r.triggerEventId);
   assert.deepEqual(fired(restart('r1', 0), until), []);
   assert.deepEqual(fired(restart('r2', 10), until), []);
   assert.deepEqual(fired(restart('r3', 20), until), [], 'would fire, but lies before suppressUntil');
