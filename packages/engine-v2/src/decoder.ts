@@ -1,8 +1,9 @@
 import { TapioError } from '@tapio/errors';
 import type { RecordContext } from '@tapio/errors';
-import { EVENT_SCHEMA, WireDecoder } from '@tapio/events';
+import { EVENT_SCHEMA, WireDecoder, readSchemaId } from '@tapio/events';
 import type { AvroSchema, SchemaSource } from '@tapio/events';
 import type { RuleEvent } from './types';
+import { EventWireReader, isEventLayout } from './wire';
 
 /**
  * The fields of tapio.Event that the catalogue reads, for a projected decode:
@@ -38,15 +39,30 @@ export interface BatchContext {
 
 /**
  * V2's decoder: wire-format values decoded synchronously at offset 5 into `RuleEvent`s (only the
- * fields of RULE_EVENT_FIELDS), with a resolver cached per writer-schema id. Call `prepare` once per
- * batch so that unknown schema ids are fetched before decoding. Bad records throw TapioError
+ * fields of RULE_EVENT_FIELDS). A writer schema with tapio.Event's own layout is read by the
+ * hand-written EventWireReader; any other writer schema goes through avsc with a resolver cached per
+ * writer-schema id (WireDecoder). Both give the same events and the same error codes. Call `prepare`
+ * once per batch so that unknown schema ids are fetched before decoding. Bad records throw TapioError
  * (BAD_MAGIC_BYTE, TRUNCATED_RECORD, TRAILING_BYTES, MALFORMED_RECORD, UNKNOWN_SCHEMA_ID).
  */
 export class RuleEventDecoder {
   readonly wire: WireDecoder<RuleEvent>;
+  private readonly reader: EventWireReader;
+  /** Writer-schema id -> read by EventWireReader (true) or by avsc (false). */
+  private readonly direct: Map<number, boolean>;
 
   constructor(source: SchemaSource, options: { unknownIdRetryMs?: number } = {}) {
-    this.wire = new WireDecoder<RuleEvent>(source, EVENT_SCHEMA, {
+    this.reader = new EventWireReader();
+    this.direct = new Map();
+    // Sees each fetched writer schema (once per id, never per record) to pick the reader for it.
+    const watching: SchemaSource = {
+      fetchSchema: (id) =>
+        source.fetchSchema(id).then((schema) => {
+          this.direct.set(id, isEventLayout(schema));
+          return schema;
+        }),
+    };
+    this.wire = new WireDecoder<RuleEvent>(watching, EVENT_SCHEMA, {
       ...options,
       projection: RULE_EVENT_FIELDS,
     });
@@ -55,6 +71,12 @@ export class RuleEventDecoder {
   /** Registers a writer schema known in advance (benchmarks, tests, a pinned producer schema). */
   addWriterSchema(schemaId: number, writerSchema: AvroSchema): void {
     this.wire.addWriterSchema(schemaId, writerSchema);
+    this.direct.set(schemaId, isEventLayout(writerSchema));
+  }
+
+  /** Whether records of this writer-schema id are read by the hand-written reader (tests, metrics). */
+  readsDirectly(schemaId: number): boolean {
+    return this.direct.get(schemaId) === true;
   }
 
   /** Fetches, once each, the writer schemas a batch needs; never rejects for bad records. */
@@ -64,6 +86,8 @@ export class RuleEventDecoder {
 
   /** One value; throws TapioError for a bad record. */
   decode(value: Buffer | null, context?: RecordContext): RuleEvent {
+    const schemaId = readSchemaId(value, context);
+    if (this.direct.get(schemaId) === true) return this.reader.decode(value as Buffer, schemaId, context);
     return this.wire.decode(value, context);
   }
 
@@ -82,7 +106,7 @@ export class RuleEventDecoder {
     const n = values.length;
     for (let i = 0; i < n; i++) {
       try {
-        events[i] = this.wire.decode(values[i] ?? null);
+        events[i] = this.decode(values[i] ?? null);
         errors[i] = null;
       } catch (err) {
         events[i] = null;

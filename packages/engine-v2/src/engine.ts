@@ -52,6 +52,8 @@ export interface V2Stats {
   keys: number;
   storedEvents: number;
   keysFreed: number;
+  /** Detections withheld during a route-change warm-up (processRouted's suppressUntil). */
+  suppressed: number;
 }
 
 // How a rule's summary is maintained. A catalogue rule gets its incremental plan; any other rule
@@ -87,6 +89,8 @@ interface RulePlan {
   readonly minPercent: number;
   /** R4: the companion's look-back. */
   readonly lookbackMs: number;
+  /** Index of an earlier rule whose lane this rule's lane follows (see sharesEvents), or -1. */
+  readonly follows: number;
 }
 
 /** One rule that reads an event type: the plan, the input declaration and the lane it fills. */
@@ -94,25 +98,88 @@ interface Candidate {
   readonly plan: RulePlan;
   readonly input: RuleInput;
   readonly lane: number;
+  /** How the scope key is taken from the event (S_*). */
+  readonly scopeCode: number;
+}
+
+// The scope keys of RULES.md, "Scope keys" (@tapio/rules scopeKey), one code per way of taking them.
+const S_CONTAINER = 0;
+const S_POD = 1;
+const S_NODE = 2;
+const S_NAMESPACE = 3;
+const S_SERVICE = 4;
+const S_DESTINATION = 5;
+
+function scopeCodeOf(rule: RuleDefinition, input: RuleInput): number {
+  switch (rule.scope) {
+    case 'container':
+      return S_CONTAINER;
+    case 'pod':
+      return S_POD;
+    case 'node':
+      return S_NODE;
+    case 'namespace':
+      return S_NAMESPACE;
+    case 'service':
+      return input.serviceKey === 'destination-label' ? S_DESTINATION : S_SERVICE;
+  }
 }
 
 class RuleState {
   watermark: number;
   lastFiredAt: number;
+  /** The engine's event count when the state was made. */
+  readonly bornAt: number;
   readonly lanes: Lane[];
 
-  constructor(plan: RulePlan) {
+  /** `owner`: a one-lane rule's lane follows it (see sharesEvents). */
+  constructor(plan: RulePlan, bornAt: number, owner: Lane | null) {
     this.watermark = -Infinity;
     this.lastFiredAt = -Infinity;
-    this.lanes = plan.lanes.map((spec) => new Lane(spec));
+    this.bornAt = bornAt;
+    this.lanes =
+      owner === null ? plan.lanes.map((spec) => new Lane(spec)) : [new Lane(plan.lanes[0] as LaneSpec, owner)];
   }
 }
 
+/**
+ * Whether `later` always sees exactly the events `earlier` sees, per key and in the same order, and
+ * keeps none that `earlier` drops first, so its lane can read `earlier`'s arrays: one lane each, one
+ * input of the same type without kind filter, the same scope and measurements, and `earlier`'s span
+ * and horizon at least as long. Both see the same events, so their watermarks and late events agree.
+ * R3 follows R2 (memory.usage per container).
+ */
+function sharesEvents(earlier: RulePlan, later: RulePlan): boolean {
+  if (earlier.kind === K_SCAN || later.kind === K_SCAN) return false;
+  if (earlier.lanes.length !== 1 || later.lanes.length !== 1) return false;
+  const [ei, li] = [earlier.rule.inputs, later.rule.inputs];
+  if (ei.length !== 1 || li.length !== 1) return false;
+  const [a, b] = [ei[0] as RuleInput, li[0] as RuleInput];
+  if (a.type !== b.type || a.kinds !== null || b.kinds !== null || a.serviceKey !== b.serviceKey) return false;
+  if (earlier.rule.scope !== later.rule.scope) return false;
+  const [x, y] = [earlier.lanes[0] as LaneSpec, later.lanes[0] as LaneSpec];
+  return (
+    x.attr === y.attr &&
+    x.attr2 === y.attr2 &&
+    x.spikeAbove === y.spikeAbove &&
+    x.distinct === DISTINCT_NONE &&
+    y.distinct === DISTINCT_NONE &&
+    !x.keepPods &&
+    !y.keepPods &&
+    !x.keepEvents &&
+    !y.keepEvents &&
+    x.spanMs >= y.spanMs &&
+    earlier.rule.horizonMs >= later.rule.horizonMs
+  );
+}
+
 class KeyState {
+  readonly scope: string;
   newest: number;
   readonly rules: Array<RuleState | null>;
 
-  constructor(newest: number, ruleCount: number) {
+  constructor(scope: string, newest: number, ruleCount: number) {
+    this.scope = scope;
     this.newest = newest;
     this.rules = new Array<RuleState | null>(ruleCount).fill(null);
   }
@@ -168,7 +235,7 @@ function scanLane(rule: RuleDefinition): LaneSpec {
 
 /** The plan of one rule: which lanes it keeps and which thresholds its O(1) checks read. */
 function planOf(rule: RuleDefinition, index: number): RulePlan {
-  const base = { index, rule, minCount: 0, minPods: 0, minValue: 0, minPercent: 0, lookbackMs: 0 };
+  const base = { index, rule, minCount: 0, minPods: 0, minValue: 0, minPercent: 0, lookbackMs: 0, follows: -1 };
   const W = rule.windowMs;
   // Only the catalogue's own definitions have a known summary; anything else is scanned.
   if (RULES_BY_ID.get(rule.id) !== rule) {
@@ -309,6 +376,8 @@ export class V2Engine {
   private readonly ruleStats: readonly V2RuleStats[];
   private readonly allowedLatenessMs: number;
   private readonly ruleTimeoutMs: number;
+  /** The current routed record's warm-up limit (processRoutedInto), -Infinity otherwise. */
+  private suppressUntil = -Infinity;
   private readonly keyIdleMs: number;
   private readonly onRuleError: ((ruleId: string, err: TapioError) => void) | undefined;
   private readonly keys = new Map<string, KeyState>();
@@ -318,9 +387,13 @@ export class V2Engine {
   private readonly listedAt: Int32Array;
   private stamp = 0;
   // Scratch for `process`: the (key, candidate) pairs of one event, reused across events.
-  private readonly routeKeys: string[] = [];
+  private readonly routeKeys: KeyState[] = [];
   private readonly routeCandidates: Candidate[] = [];
   private readonly routeDone: boolean[] = [];
+  /** Per scope code (S_*): the event's key state, null when it has none, undefined when not yet taken. */
+  private readonly scopeMemo: Array<KeyState | null | undefined> = new Array<KeyState | null | undefined>(
+    S_DESTINATION + 1,
+  ).fill(undefined);
 
   constructor(options: V2EngineOptions = {}) {
     const rules = options.rules ?? RULES;
@@ -328,7 +401,11 @@ export class V2Engine {
     const plans: RulePlan[] = [];
     for (const rule of rules) {
       if (byId.has(rule.id)) throw new TapioError('INVALID_CONFIG', `V2Engine rules: duplicate rule id ${rule.id}`);
-      const plan = planOf(rule, plans.length);
+      let plan = planOf(rule, plans.length);
+      const owner = plans.find(
+        (p) => p.follows === -1 && !plans.some((q) => q.follows === p.index) && sharesEvents(p, plan),
+      );
+      if (owner !== undefined) plan = { ...plan, follows: owner.index };
       plans.push(plan);
       byId.set(rule.id, plan);
     }
@@ -344,7 +421,7 @@ export class V2Engine {
         const laneIndex = plan.lanes.findIndex((l) => l.types.includes(input.type));
         if (laneIndex === -1) throw new TapioError('INVALID_CONFIG', `rule ${plan.rule.id}: no lane for ${input.type}`);
         const list = byType.get(input.type) ?? [];
-        list.push({ plan, input, lane: laneIndex });
+        list.push({ plan, input, lane: laneIndex, scopeCode: scopeCodeOf(plan.rule, input) });
         byType.set(input.type, list);
       }
     }
@@ -379,6 +456,7 @@ export class V2Engine {
       keys: 0,
       storedEvents: 0,
       keysFreed: 0,
+      suppressed: 0,
     };
   }
 
@@ -389,10 +467,14 @@ export class V2Engine {
     return out;
   }
 
-  /** Evaluates the listed rules of one routed record for its scope key, as V1's `processRouted`. */
-  processRouted(event: RuleEvent, scopeKey: string, ruleIds: readonly string[]): Result[] {
+  /**
+   * Evaluates the listed rules of one routed record for its scope key, as V1's `processRouted`,
+   * including its `suppressUntil` (route-change warm-up: such a detection is neither returned nor
+   * starts a cooldown).
+   */
+  processRouted(event: RuleEvent, scopeKey: string, ruleIds: readonly string[], suppressUntil = -Infinity): Result[] {
     const out: Result[] = [];
-    this.processRoutedInto(event, scopeKey, ruleIds, out);
+    this.processRoutedInto(event, scopeKey, ruleIds, out, suppressUntil);
     return out;
   }
 
@@ -420,11 +502,19 @@ export class V2Engine {
       const keys = this.routeKeys;
       const cands = this.routeCandidates;
       const done = this.routeDone;
+      const memo = this.scopeMemo;
+      memo.fill(undefined);
       let n = 0;
       for (let i = 0; i < candidates.length; i++) {
         const c = candidates[i] as Candidate;
         if (c.input.kinds !== null && !c.input.kinds.includes(event.entity.kind)) continue;
-        const key = scopeKey(c.plan.rule.scope, asEvent(event), c.input.serviceKey);
+        // One key string and lookup per way of taking it (R2 and R3 share the container key).
+        let key = memo[c.scopeCode];
+        if (key === undefined) {
+          const scope = scopeKey(c.plan.rule.scope, asEvent(event), c.input.serviceKey);
+          key = scope === null ? null : this.keyFor(scope, event.timestamp);
+          memo[c.scopeCode] = key;
+        }
         if (key === null) continue;
         keys[n] = key;
         cands[n] = c;
@@ -433,13 +523,13 @@ export class V2Engine {
       }
       for (let i = 0; i < n; i++) {
         if (done[i]) continue;
-        const scope = keys[i] as string;
-        const key = this.keyFor(scope, event.timestamp);
+        const key = keys[i] as KeyState;
+        if (event.timestamp > key.newest) key.newest = event.timestamp;
         for (let j = i; j < n; j++) {
-          if (done[j] || keys[j] !== scope) continue;
+          if (done[j] || keys[j] !== key) continue;
           done[j] = true;
           const c = cands[j] as Candidate;
-          this.evaluate(c.plan, c.lane, key, scope, event, out);
+          this.evaluate(c.plan, c.lane, key, key.scope, event, out);
         }
       }
     }
@@ -447,8 +537,15 @@ export class V2Engine {
   }
 
   /** `processRouted`, appending to `out`. */
-  processRoutedInto(event: RuleEvent, scope: string, ruleIds: readonly string[], out: Result[]): void {
+  processRoutedInto(
+    event: RuleEvent,
+    scope: string,
+    ruleIds: readonly string[],
+    out: Result[],
+    suppressUntil = -Infinity,
+  ): void {
     this.stats.events += 1;
+    this.suppressUntil = suppressUntil;
     const key = this.keyFor(scope, event.timestamp);
     const stamp = ++this.stamp;
     let listed = 0;
@@ -460,6 +557,15 @@ export class V2Engine {
         this.listedAt[plan.index] = stamp;
         listed += 1;
       }
+    }
+    // A record that lists only one of two rules sharing a lane: from now on they see different events.
+    for (let i = 0; i < this.plans.length; i++) {
+      const plan = this.plans[i] as RulePlan;
+      if (plan.follows === -1 || (this.listedAt[plan.index] === stamp) === (this.listedAt[plan.follows] === stamp)) {
+        continue;
+      }
+      const state = key.rules[plan.index] ?? null;
+      if (state !== null) for (const l of state.lanes) l.detach();
     }
     const candidates = this.byType.get(event.type);
     if (candidates !== undefined) {
@@ -473,13 +579,14 @@ export class V2Engine {
     }
     // Listed rules that do not read this event (type or kind), as V1 counts them.
     this.stats.skippedRules += listed;
+    this.suppressUntil = -Infinity;
     this.afterEvent(event.timestamp);
   }
 
   private keyFor(scope: string, timestamp: number): KeyState {
     let key = this.keys.get(scope);
     if (key === undefined) {
-      key = new KeyState(timestamp, this.plans.length);
+      key = new KeyState(scope, timestamp, this.plans.length);
       this.keys.set(scope, key);
       this.stats.keys = this.keys.size;
     } else if (timestamp > key.newest) {
@@ -500,7 +607,11 @@ export class V2Engine {
     const ruleStats = this.ruleStats[plan.index] as V2RuleStats;
     let state = key.rules[plan.index] ?? null;
     if (state === null) {
-      state = new RuleState(plan);
+      // Follow the owner's lane only when the owner's state is as new as this one (same event), so
+      // the owner holds exactly the events this rule has seen.
+      const owner = plan.follows === -1 ? null : (key.rules[plan.follows] ?? null);
+      const shared = owner !== null && owner.bornAt === this.stats.events ? (owner.lanes[0] as Lane) : null;
+      state = new RuleState(plan, this.stats.events, shared);
       key.rules[plan.index] = state;
     }
     const now = event.timestamp;
@@ -510,7 +621,9 @@ export class V2Engine {
       return;
     }
     const lanes = state.lanes;
-    (lanes[laneIndex] as Lane).insert(event);
+    const target = lanes[laneIndex] as Lane;
+    // A follower's event was inserted by its owner, evaluated just before for the same event.
+    if (target.owner === null) target.insert(event);
     if (now > state.watermark) state.watermark = now;
     // As V1: nothing older than this can be in a non-late event's horizon.
     const evictBefore = state.watermark - this.allowedLatenessMs - rule.horizonMs;
@@ -548,19 +661,22 @@ export class V2Engine {
       );
       return;
     }
+    // As V1: an evaluation over budget is reported, and its finished result kept (engine-v1, evaluateRule).
     if (elapsedMs > this.ruleTimeoutMs) {
       this.reportError(
         rule.id,
         new TapioError(
           'RULE_TIMEOUT',
           `rule ${rule.id} took ${elapsedMs.toFixed(3)} ms for ${scope} on event ${event.id}` +
-            ` (budget ${this.ruleTimeoutMs} ms)` +
-            (result === null ? '' : '; result discarded'),
+            ` (budget ${this.ruleTimeoutMs} ms)`,
         ),
       );
-      return;
     }
     if (result === null) return;
+    if (now < this.suppressUntil) {
+      this.stats.suppressed += 1;
+      return;
+    }
     state.lastFiredAt = now;
     this.stats.results += 1;
     ruleStats.results += 1;
@@ -712,13 +828,15 @@ export class V2Engine {
     if (this.newest - this.lastSweepAt < SWEEP_INTERVAL_MS) return;
     this.lastSweepAt = this.newest;
     const idleBefore = this.newest - this.keyIdleMs;
-    for (const [scope, key] of this.keys) {
+    // values(), not entries(): no [scope, key] pair per key and sweep (an allocation profile of V2 on
+    // bench/engine.ts's stream showed those pairs).
+    for (const key of this.keys.values()) {
       if (key.newest < idleBefore) {
         for (const state of key.rules) {
           if (state === null) continue;
           for (const l of state.lanes) this.stats.storedEvents -= l.stored;
         }
-        this.keys.delete(scope);
+        this.keys.delete(key.scope);
         this.stats.keysFreed += 1;
       }
     }

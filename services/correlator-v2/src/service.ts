@@ -51,7 +51,7 @@ export async function startCorrelatorV2(
   const shadow = role === 'shadow';
   const inputTopic = options.inputTopic ?? (shadow ? config.topics.eventsV2Shadow : config.topics.eventsV2);
   const outputTopic = options.outputTopic ?? (shadow ? config.topics.resultsShadow : config.topics.results);
-  const groupId = options.groupId ?? (shadow ? 'tapio-v2-shadow' : 'tapio-v2');
+  const groupId = options.groupId ?? (shadow ? config.groups.v2Shadow : config.groups.v2);
   const metrics = new EngineMetrics(ctx.metrics, 'v2');
   const codec = new RegistryCodec({ url: config.registry.url });
   const resultSchemaId = await codec.registerResult(outputTopic);
@@ -97,12 +97,7 @@ export async function startCorrelatorV2(
   });
   await health.start();
 
-  // Reused across batches: no per-batch allocation of these arrays on the hot path.
-  const events: Array<RuleEvent | null> = [];
-  const errors: Array<TapioError | null> = [];
-  const results: Result[] = [];
   let lateSeen = 0;
-  let suppressed = 0;
   let running = true;
   let lastError: string | undefined;
 
@@ -114,6 +109,11 @@ export async function startCorrelatorV2(
     const values = messages.map((m) => m.value);
     await decoder.prepare(values);
     const offsets = messages.map((m) => m.offset);
+    // Per batch, not shared: batches of several partitions are in flight at once and this handler
+    // awaits (heartbeats) between records.
+    const events: Array<RuleEvent | null> = [];
+    const errors: Array<TapioError | null> = [];
+    const results: Result[] = [];
     const bad = decoder.decodeBatch(values, events, errors, {
       topic: batch.topic,
       partition: batch.partition,
@@ -125,10 +125,12 @@ export async function startCorrelatorV2(
       if (transient) throw transient;
     }
 
-    results.length = 0;
     const deadLetters: { key: Buffer | null; value: Buffer | null; headers: Record<string, string | Buffer> }[] = [];
     let lastBeat = Date.now();
-    for (let i = 0; i < messages.length; i++) {
+    // Records evaluated so far: a stop or rebalance mid-batch ends the loop early, and only these
+    // may have their offsets resolved (resolving the batch's last offset lost the rest on SIGTERM).
+    let done = 0;
+    for (let i = 0; i < messages.length; i++, done = i) {
       if (!payload.isRunning() || payload.isStale()) break;
       const message = messages[i] as KafkaMessage;
       const event = events[i] ?? null;
@@ -156,29 +158,26 @@ export async function startCorrelatorV2(
         continue;
       }
       const t0 = process.hrtime.bigint();
-      const before = results.length;
       try {
         options.faultInjector?.(event);
         const rules = headerText(message.headers, ROUTING_HEADERS.rules);
         const scopeKey = headerText(message.headers, ROUTING_HEADERS.scopeKey) ?? message.key?.toString();
+        // Route-change handoff: while this engine warms up for the key, its detections are withheld.
+        const until = headerText(message.headers, ROUTING_HEADERS.suppressUntil);
         if (rules === undefined || scopeKey === undefined) engine.processInto(event, results);
-        else engine.processRoutedInto(event, scopeKey, rules.split(','), results);
+        else {
+          engine.processRoutedInto(
+            event,
+            scopeKey,
+            rules.split(','),
+            results,
+            until === undefined ? -Infinity : Number(until),
+          );
+        }
       } catch (err) {
         metrics.countError('panic');
         window.errors++;
         logger.warn({ err, offset: message.offset }, 'engine failed on a record');
-      }
-      // Route-change handoff: while this engine warms up for the key, its results are not published.
-      const until = headerText(message.headers, ROUTING_HEADERS.suppressUntil);
-      if (until !== undefined && results.length > before) {
-        const limit = Number(until);
-        let w = before;
-        for (let r = before; r < results.length; r++) {
-          const res = results[r] as Result;
-          if (res.triggeredAt < limit) suppressed++;
-          else results[w++] = res;
-        }
-        results.length = w;
       }
       window.calls++;
       if (process.hrtime.bigint() - t0 > slowCallNs) window.slowCalls++;
@@ -187,7 +186,7 @@ export async function startCorrelatorV2(
         lastBeat = Date.now();
       }
     }
-    const processed = messages.length;
+    const processed = done;
     metrics.countEvents(processed - deadLetters.length);
 
     const topicMessages = [];
@@ -202,7 +201,8 @@ export async function startCorrelatorV2(
     for (const r of results) metrics.results.inc({ engine: 'v2', rule_id: r.ruleId });
 
     // Offsets only after the batch's results and dead letters are acknowledged.
-    const last = messages[messages.length - 1] as KafkaMessage;
+    if (processed === 0) return;
+    const last = messages[processed - 1] as KafkaMessage;
     payload.resolveOffset(last.offset);
     await payload.commitOffsetsIfNecessary();
     await payload.heartbeat();
@@ -218,6 +218,7 @@ export async function startCorrelatorV2(
   };
 
   await consumer.run({
+    partitionsConsumedConcurrently: config.kafka.partitionsConsumedConcurrently,
     eachBatchAutoResolve: false,
     autoCommit: true,
     autoCommitInterval: 1000,
@@ -241,7 +242,7 @@ export async function startCorrelatorV2(
       events: engine.stats.events,
       results: engine.stats.results,
       keys: engine.stats.keys,
-      suppressed,
+      suppressed: engine.stats.suppressed,
       lastError,
     }),
     async stop() {

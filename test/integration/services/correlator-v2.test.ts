@@ -115,13 +115,16 @@ test('correlator-v2 evaluates whole batches, dead-letters poison inside a batch,
   assert.equal(snapshots[0]!.engine, 'v2');
   await service.shutdown('test');
   stopped = true;
-  // a4 fires in the engine (a3's cooldown is over) but is suppressed; like the old engine's published
-  // result it starts a cooldown, so a5 and a6 do not fire: exactly one result was published.
+  // a4 fires in the engine (a3's cooldown is over) but is withheld and starts no cooldown, so a5
+  // fires and is published; a6 lies in a5's cooldown. Exactly two results: a3 and a5.
+  const all = await readTopic(t, s.output, 2);
+  await decoder.prepare(all.map((r) => r.value));
+  assert.deepEqual(all.map((r) => decoder.decode(r.value).triggerEventId).sort(), ['a3', 'a5']);
   const a = await admin(t);
   const ends = await a.fetchTopicOffsets(s.output);
   assert.equal(
     ends.reduce((n, p) => n + Number(p.high), 0),
-    1,
+    2,
   );
 });
 
