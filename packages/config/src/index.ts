@@ -45,6 +45,8 @@ export const configSchema = z
         requestTimeoutMs: z.number().int().positive(),
         sessionTimeoutMs: z.number().int().positive(),
         heartbeatIntervalMs: z.number().int().positive(),
+        /** Batches of different partitions handled at once by one consumer (their produce waits overlap). */
+        partitionsConsumedConcurrently: z.number().int().positive(),
       })
       .strict(),
     registry: z.object({ url: z.string().url() }).strict(),
@@ -81,6 +83,11 @@ export const configSchema = z
       .object({
         allowedLatenessMs: z.number().int().nonnegative(),
         ruleTimeoutMs: z.number().int().positive(),
+        /**
+         * The router dead-letters an event whose timestamp is more than this ahead of its wall clock:
+         * one such event would raise its key's watermark and make every later event of the key late.
+         */
+        maxFutureSkewMs: z.number().int().positive(),
         // The seed plan's block, with its own key names.
         hybrid: z
           .object({
@@ -187,6 +194,18 @@ export const configSchema = z
         uiToken: z.string(),
       })
       .strict(),
+    /** Consumer group ids (a test run or a second pipeline on one cluster sets its own). */
+    groups: z
+      .object({
+        router: z.string().min(1),
+        v1: z.string().min(1),
+        v2: z.string().min(1),
+        v2Shadow: z.string().min(1),
+        dedup: z.string().min(1),
+        actions: z.string().min(1),
+        comparator: z.string().min(1),
+      })
+      .strict(),
     http: z.object({ host: z.string().min(1), port }).strict(),
     log: z.object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']) }).strict(),
   })
@@ -203,6 +222,7 @@ export const DEFAULTS: Input = {
     requestTimeoutMs: 30000,
     sessionTimeoutMs: 30000,
     heartbeatIntervalMs: 3000,
+    partitionsConsumedConcurrently: 4,
   },
   registry: { url: 'http://127.0.0.1:8081/apis/ccompat/v7' },
   redis: { url: 'redis://127.0.0.1:6379', tls: false, tlsRejectUnauthorized: true, password: '' },
@@ -224,6 +244,7 @@ export const DEFAULTS: Input = {
   correlation: {
     allowedLatenessMs: 60000,
     ruleTimeoutMs: 50,
+    maxFutureSkewMs: 86400000,
     hybrid: {
       enabled: true,
       v2_percentage: 10,
@@ -275,6 +296,15 @@ export const DEFAULTS: Input = {
     webhookUrl: '',
     statusPort: 9465,
     uiToken: '',
+  },
+  groups: {
+    router: 'tapio-router',
+    v1: 'tapio-v1',
+    v2: 'tapio-v2',
+    v2Shadow: 'tapio-v2-shadow',
+    dedup: 'tapio-dedup',
+    actions: 'tapio-actions',
+    comparator: 'tapio-comparator',
   },
   http: { host: '127.0.0.1', port: 9464 },
   log: { level: 'info' },

@@ -21,7 +21,7 @@ export type { AlertmanagerAlert } from './sinks';
 export interface ActionsOptions {
   /** Default: config.topics.resultsDeduped. */
   inputTopic?: string;
-  /** Default: tapio-actions. */
+  /** Default: config.groups.actions (tapio-actions). */
   groupId?: string;
   fromBeginning?: boolean;
 }
@@ -36,7 +36,7 @@ export async function startActions(ctx: ServiceContext, options: ActionsOptions 
   const settings = config.actions;
   const webhook = settings.webhook;
   const inputTopic = options.inputTopic ?? config.topics.resultsDeduped;
-  const groupId = options.groupId ?? 'tapio-actions';
+  const groupId = options.groupId ?? config.groups.actions;
   const registers = [ctx.metrics];
   const delivered = new Counter({
     name: 'tapio_actions_delivered_total',

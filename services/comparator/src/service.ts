@@ -23,7 +23,7 @@ export interface ComparatorOptions {
   shadowTopic?: string;
   /** Default: config.topics.health. */
   healthTopic?: string;
-  /** Default: tapio-comparator. */
+  /** Default: config.groups.comparator (tapio-comparator). */
   groupId?: string;
   fromBeginning?: boolean;
   /** Mismatches logged in full per health interval; the rest are only counted. Default 10. */
@@ -38,7 +38,7 @@ export async function startComparator(ctx: ServiceContext, options: ComparatorOp
   const primaryTopic = options.primaryTopic ?? config.topics.results;
   const shadowTopic = options.shadowTopic ?? config.topics.resultsShadow;
   const healthTopic = options.healthTopic ?? config.topics.health;
-  const groupId = options.groupId ?? 'tapio-comparator';
+  const groupId = options.groupId ?? config.groups.comparator;
   const samplesPerInterval = options.mismatchSamplesPerInterval ?? 10;
   const registers = [ctx.metrics];
   const mismatches = new Counter({

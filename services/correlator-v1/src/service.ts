@@ -23,7 +23,7 @@ export interface CorrelatorV1Options {
   inputTopic?: string;
   /** Default: config.topics.results. */
   outputTopic?: string;
-  /** Default: tapio-v1. */
+  /** Default: config.groups.v1 (tapio-v1). */
   groupId?: string;
   fromBeginning?: boolean;
 }
@@ -35,7 +35,7 @@ export async function startCorrelatorV1(
   const { config, logger } = ctx;
   const inputTopic = options.inputTopic ?? config.topics.eventsV1;
   const outputTopic = options.outputTopic ?? config.topics.results;
-  const groupId = options.groupId ?? 'tapio-v1';
+  const groupId = options.groupId ?? config.groups.v1;
   const metrics = new EngineMetrics(ctx.metrics, 'v1');
   const codec = new RegistryCodec({ url: config.registry.url });
   const resultSchemaId = await codec.registerResult(outputTopic);
@@ -152,6 +152,7 @@ export async function startCorrelatorV1(
   };
 
   await consumer.run({
+    partitionsConsumedConcurrently: config.kafka.partitionsConsumedConcurrently,
     autoCommit: true,
     autoCommitInterval: 1000,
     eachMessage: async (payload) => {

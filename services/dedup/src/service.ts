@@ -28,7 +28,7 @@ export interface DedupOptions {
   inputTopic?: string;
   /** Default: config.topics.resultsDeduped. */
   outputTopic?: string;
-  /** Default: tapio-dedup. */
+  /** Default: config.groups.dedup (tapio-dedup). */
   groupId?: string;
   fromBeginning?: boolean;
 }
@@ -56,7 +56,7 @@ export async function startDedup(ctx: ServiceContext, options: DedupOptions = {}
   const settings = config.dedup;
   const inputTopic = options.inputTopic ?? config.topics.results;
   const outputTopic = options.outputTopic ?? config.topics.resultsDeduped;
-  const groupId = options.groupId ?? 'tapio-dedup';
+  const groupId = options.groupId ?? config.groups.dedup;
   const registers = [ctx.metrics];
   const outcomes = new Counter({
     name: 'tapio_dedup_results_total',

@@ -13,8 +13,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { Counter, Gauge, Histogram } from 'prom-client';
-import type { TapioError } from '@tapio/errors';
-import { errorCode, findTapioError, isRetriable } from '@tapio/errors';
+import { TapioError, errorCode, findTapioError, isRetriable } from '@tapio/errors';
 import { EVENT_SCHEMA, RegistryCodec, WireDecoder, readSchemaId, toEvent } from '@tapio/events';
 import type { Event } from '@tapio/events';
 import { DeadLetterQueue, ROUTING_HEADERS } from '@tapio/kafka';
@@ -40,7 +39,7 @@ export interface RouterOptions {
   shadowTopic?: string;
   controlTopic?: string;
   healthTopic?: string;
-  /** Default: tapio-router. */
+  /** Default: config.groups.router (tapio-router). */
   groupId?: string;
   fromBeginning?: boolean;
   /** Default: `routing`. */
@@ -66,10 +65,11 @@ export async function startRouter(ctx: ServiceContext, options: RouterOptions = 
   };
   const controlTopic = options.controlTopic ?? config.topics.control;
   const healthTopic = options.healthTopic ?? config.topics.health;
-  const groupId = options.groupId ?? 'tapio-router';
+  const groupId = options.groupId ?? config.groups.router;
   const controlKey = options.controlKey ?? ROUTING_CONTROL_KEY;
   const chunkSize = options.chunkSize ?? 500;
   const healthStaleMs = options.healthStaleMs ?? 60_000;
+  const maxFutureSkewMs = config.correlation.maxFutureSkewMs;
   const instance = randomBytes(5).toString('hex');
 
   const registers = [ctx.metrics];
@@ -284,6 +284,7 @@ export async function startRouter(ctx: ServiceContext, options: RouterOptions = 
   await consumer.connect();
   await consumer.subscribe({ topic: inputTopic, fromBeginning: options.fromBeginning ?? true });
   await consumer.run({
+    partitionsConsumedConcurrently: config.kafka.partitionsConsumedConcurrently,
     autoCommit: true,
     autoCommitInterval: 1000,
     eachBatchAutoResolve: false,
@@ -314,6 +315,18 @@ export async function startRouter(ctx: ServiceContext, options: RouterOptions = 
               throw err;
             }
             dead.push({ message, error: tapioError.withContext(context) });
+            continue;
+          }
+          // RULES.md: a key's watermark is the largest timestamp seen. One event far in the future
+          // would make every later event of its scope keys late and silence their rules for good
+          // (found by the integrity suite), so it is bad input, not an event to correlate.
+          if (event.timestamp > nowMs + maxFutureSkewMs) {
+            const error = new TapioError(
+              'INVALID_EVENT',
+              `timestamp ${event.timestamp} is more than correlation.maxFutureSkewMs (${maxFutureSkewMs} ms) ahead of the clock`,
+              { context: { ...context, field: 'timestamp' } },
+            );
+            dead.push({ message, error });
             continue;
           }
           const source = `${topic}/${partition}@${message.offset}`;
