@@ -312,7 +312,11 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
   route
     .command('set')
     .description('change the routing document (written as the next epoch; routers apply it within a second)')
-    .option('--percentage <n>', 'share of scope keys on V2, 0-100', number('--percentage', (n) => n >= 0 && n <= 100, 'in 0..100'))
+    .option(
+      '--percentage <n>',
+      'share of scope keys on V2, 0-100',
+      number('--percentage', (n) => n >= 0 && n <= 100, 'in 0..100'),
+    )
     .option('--strategy <name>', 'percentage | load | time | progressive')
     .option('--category <c=engine>', 'pin a category (repeatable), e.g. network=v2', collect, [])
     .option('--namespace <ns=engine>', 'route a namespace (repeatable)', collect, [])
@@ -321,9 +325,17 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
     .option('--service <svc=engine>', 'route a service (repeatable)', collect, [])
     .option('--clear-overrides', 'remove every category and entity override first', false)
     .option('--shadow <on|off>', 'copy V1 records to the V2 shadow')
-    .option('--shadow-percentage <n>', 'share of V1 records copied', number('--shadow-percentage', (n) => n >= 0 && n <= 100, 'in 0..100'))
+    .option(
+      '--shadow-percentage <n>',
+      'share of V1 records copied',
+      number('--shadow-percentage', (n) => n >= 0 && n <= 100, 'in 0..100'),
+    )
     .option('--breaker <mode>', 'auto | forced-open | disabled')
-    .option('--load-threshold <n>', 'load strategy: V1 lag above which new work goes to V2', nonNegativeInt('--load-threshold'))
+    .option(
+      '--load-threshold <n>',
+      'load strategy: V1 lag above which new work goes to V2',
+      nonNegativeInt('--load-threshold'),
+    )
     .action(
       async (
         opts: {
@@ -363,7 +375,8 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
         }
         const shadow: Record<string, unknown> = {};
         if (opts.shadow !== undefined) {
-          if (opts.shadow !== 'on' && opts.shadow !== 'off') throw new InvalidArgumentError('--shadow must be on or off');
+          if (opts.shadow !== 'on' && opts.shadow !== 'off')
+            throw new InvalidArgumentError('--shadow must be on or off');
           shadow['enabled'] = opts.shadow === 'on';
         }
         if (opts.shadowPercentage !== undefined) shadow['percentage'] = opts.shadowPercentage;
@@ -449,7 +462,6 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
       });
       setExit(code);
     });
-
 
   return program;
 }
