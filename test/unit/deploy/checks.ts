@@ -54,13 +54,21 @@ export const DASHBOARD_METRICS = [
   'tapio_dedup_results_total',
 ];
 /** Consumer groups scaled by KEDA: deployment -> group, input topic (config key) and its service source. */
-export const SCALED_GROUPS: Record<string, { group: string; topic: keyof TapioConfig['topics']; entry: string }> = {
-  router: { group: 'tapio-router', topic: 'events', entry: 'router' },
-  'correlator-v1': { group: 'tapio-v1', topic: 'eventsV1', entry: 'correlator-v1' },
-  'correlator-v2': { group: 'tapio-v2', topic: 'eventsV2', entry: 'correlator-v2' },
-  'correlator-v2-shadow': { group: 'tapio-v2-shadow', topic: 'eventsV2Shadow', entry: 'correlator-v2' },
-  dedup: { group: 'tapio-dedup', topic: 'results', entry: 'dedup' },
-  actions: { group: 'tapio-actions', topic: 'resultsDeduped', entry: 'actions' },
+export const SCALED_GROUPS: Record<
+  string,
+  { group: string; groupKey: keyof TapioConfig['groups']; topic: keyof TapioConfig['topics']; entry: string }
+> = {
+  router: { group: 'tapio-router', groupKey: 'router', topic: 'events', entry: 'router' },
+  'correlator-v1': { group: 'tapio-v1', groupKey: 'v1', topic: 'eventsV1', entry: 'correlator-v1' },
+  'correlator-v2': { group: 'tapio-v2', groupKey: 'v2', topic: 'eventsV2', entry: 'correlator-v2' },
+  'correlator-v2-shadow': {
+    group: 'tapio-v2-shadow',
+    groupKey: 'v2Shadow',
+    topic: 'eventsV2Shadow',
+    entry: 'correlator-v2',
+  },
+  dedup: { group: 'tapio-dedup', groupKey: 'dedup', topic: 'results', entry: 'dedup' },
+  actions: { group: 'tapio-actions', groupKey: 'actions', topic: 'resultsDeduped', entry: 'actions' },
 };
 
 export const readYaml = (file: string): unknown => parse(readFileSync(file, 'utf8'), { merge: true }) as unknown;
@@ -465,10 +473,14 @@ export function k8sSemanticProblems(objects: K8sObject[], root: string): string[
       const parts = partitions.get(topic) ?? 0;
       if (!(max <= parts)) problems.push(`${where}: maxReplicaCount ${max} exceeds ${topic}'s ${parts} partitions`);
       if (!deployments.has(deployment)) problems.push(`${where}: scales ${deployment}, which is no Deployment`);
-      // The group the service really joins: its source names it.
+      // The group the service really joins: config.groups (its default) names it, and the service reads it.
+      const configured = config.groups[want.groupKey];
+      if (configured !== want.group) {
+        problems.push(`${where}: config groups.${want.groupKey} is ${configured}, the scaler watches ${want.group}`);
+      }
       const source = join(root, 'services', want.entry, 'src/service.ts');
-      if (existsSync(source) && !readFileSync(source, 'utf8').includes(`'${want.group}'`))
-        problems.push(`${where}: services/${want.entry}/src/service.ts never names group ${want.group}`);
+      if (existsSync(source) && !readFileSync(source, 'utf8').includes(`config.groups.${want.groupKey}`))
+        problems.push(`${where}: services/${want.entry}/src/service.ts never reads config.groups.${want.groupKey}`);
     }
     for (const [target, so] of scaled)
       if (target === undefined || !(target in SCALED_GROUPS))
