@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs one tier of the compiled tests with node's test runner: unit | integration | all.
+# Runs one tier of the compiled tests with node's test runner: unit | integration | integrity | all.
+# integrity is the short form of the integrity suite (the full form: scripts/integrity.sh).
 # Usage: scripts/run-tests.sh <tier> [extra node --test flags]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,8 +9,9 @@ shift || true
 case "$tier" in
   unit) dirs=(test/dist/unit) ;;
   integration) dirs=(test/dist/integration) ;;
-  all) dirs=(test/dist/unit test/dist/integration) ;;
-  *) echo "run-tests: unknown tier '$tier' (expected unit, integration or all)" >&2; exit 2 ;;
+  integrity) dirs=(test/dist/integrity) ;;
+  all) dirs=(test/dist/unit test/dist/integration test/dist/integrity) ;;
+  *) echo "run-tests: unknown tier '$tier' (expected unit, integration, integrity or all)" >&2; exit 2 ;;
 esac
 files=()
 for d in "${dirs[@]}"; do

@@ -34,5 +34,8 @@ step "lint"
 npx eslint .
 echo "eslint: clean"
 
+step "headless Chromium for the status-page browser test"
+bash scripts/install-browser.sh || echo "install-browser: chromium not installed; the browser test will skip"
+
 step "tests (unit and integration)"
 bash scripts/run-tests.sh all

@@ -3,6 +3,7 @@
  * groups and subjects with random names and registers their cleanup on the test context.
  */
 import { randomBytes } from 'node:crypto';
+import { after } from 'node:test';
 import type { TestContext } from 'node:test';
 import { loadConfig } from '@tapio/config';
 import type { TapioConfig } from '@tapio/config';
@@ -33,12 +34,38 @@ export async function admin(t: TestContext): Promise<Admin> {
   return a;
 }
 
-/** Creates a topic with a random name, deleted after the test. */
+const tempTopics = new Set<string>();
+
+/**
+ * Temp topics are deleted when the test file ends, after every test's own `after` hooks (which stop
+ * the services using them): node:test runs a test's hooks in registration order, so a per-test
+ * delete would run before the shutdown of a service started later in the same test.
+ */
+after(async () => {
+  if (tempTopics.size === 0) return;
+  const a = kafka().admin();
+  await a.connect();
+  try {
+    await a.deleteTopics({ topics: [...tempTopics], timeout: 10_000 });
+  } catch {
+    // best effort: a topic already gone, or a broker busy; names are random, so leftovers are harmless
+  } finally {
+    await a.disconnect();
+  }
+});
+
+/** Creates a topic with a random name, deleted when the test file ends. */
 export async function tempTopic(t: TestContext, prefix: string, numPartitions = 3): Promise<string> {
+  void t;
   const topic = randomName(prefix);
-  const a = await admin(t);
-  await a.createTopics({ topics: [{ topic, numPartitions, replicationFactor: 1 }], waitForLeaders: true });
-  t.after(() => a.deleteTopics({ topics: [topic] }).catch(() => undefined));
+  const a = kafka().admin();
+  await a.connect();
+  try {
+    await a.createTopics({ topics: [{ topic, numPartitions, replicationFactor: 1 }], waitForLeaders: true });
+  } finally {
+    await a.disconnect();
+  }
+  tempTopics.add(topic);
   return topic;
 }
 

@@ -19,6 +19,7 @@ import {
   saveRouting,
 } from './commands/route';
 import { engineFactory, readEvents, replayToLines, testRule, writeTo } from './commands/replay';
+import { registerRolloutCommands } from './commands/rollout';
 
 export interface Io {
   stdout: NodeJS.WritableStream;
@@ -462,6 +463,8 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
       });
       setExit(code);
     });
+
+  registerRolloutCommands(program, io, setExit, (cmd) => configFrom(cmd, io));
 
   return program;
 }
