@@ -8,7 +8,7 @@ import { loadConfig } from '@tapio/config';
 import type { TapioConfig } from '@tapio/config';
 import { TapioError } from '@tapio/errors';
 import { createKafka } from '@tapio/kafka';
-import type { Kafka } from '@tapio/kafka';
+import type { Consumer, Kafka, Producer } from '@tapio/kafka';
 import { createLogger, createMetricsRegistry, startObservabilityServer } from '@tapio/observability';
 import type { HealthReport, Logger, ObservabilityServer } from '@tapio/observability';
 import type { Registry } from 'prom-client';
@@ -117,3 +117,23 @@ export function runService(name: string, start: ServiceStart, argv: readonly str
 
 export { HealthReporter, consumerLag, instanceName } from './health';
 export type { HealthReporterOptions } from './health';
+
+/** The producer every pipeline service writes with: idempotent (acks=all), no topic auto-creation. */
+export async function connectProducer(ctx: ServiceContext): Promise<Producer> {
+  // kafkajs's idempotent producer keeps one request in flight per broker.
+  const producer = ctx.kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
+  await producer.connect();
+  return producer;
+}
+
+/** A connected group consumer with the configured session and heartbeat timing. */
+export async function connectConsumer(ctx: ServiceContext, groupId: string): Promise<Consumer> {
+  const consumer = ctx.kafka.consumer({
+    groupId,
+    sessionTimeout: ctx.config.kafka.sessionTimeoutMs,
+    heartbeatInterval: ctx.config.kafka.heartbeatIntervalMs,
+    allowAutoTopicCreation: false,
+  });
+  await consumer.connect();
+  return consumer;
+}

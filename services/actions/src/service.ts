@@ -11,6 +11,7 @@ import { RESULT_SCHEMA, RegistryCodec, WireDecoder, readSchemaId } from '@tapio/
 import type { Result } from '@tapio/events';
 import { DeadLetterQueue, ensureTopics } from '@tapio/kafka';
 import type { EachMessagePayload } from '@tapio/kafka';
+import { connectConsumer, connectProducer } from '@tapio/runtime';
 import type { RunningService, ServiceContext } from '@tapio/runtime';
 import { alertmanagerSink, attempt, webhookSink } from './sinks';
 import type { HttpSink } from './sinks';
@@ -91,17 +92,10 @@ export async function startActions(ctx: ServiceContext, options: ActionsOptions 
 
   const codec = new RegistryCodec({ url: config.registry.url });
   const decoder = new WireDecoder<Result>(codec, RESULT_SCHEMA);
-  const producer = ctx.kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
-  await producer.connect();
+  const producer = await connectProducer(ctx);
   const inputDlq = new DeadLetterQueue(producer, config.topics.dlq, ctx.name);
   const sinkDlq = new DeadLetterQueue(producer, settings.dlqTopic, ctx.name);
-  const consumer = ctx.kafka.consumer({
-    groupId,
-    sessionTimeout: config.kafka.sessionTimeoutMs,
-    heartbeatInterval: config.kafka.heartbeatIntervalMs,
-    allowAutoTopicCreation: false,
-  });
-  await consumer.connect();
+  const consumer = await connectConsumer(ctx, groupId);
   await consumer.subscribe({ topic: inputTopic, fromBeginning: options.fromBeginning ?? true });
 
   let running = true;

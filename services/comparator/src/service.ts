@@ -14,6 +14,7 @@ import { RESULT_SCHEMA, RegistryCodec, WireDecoder, readSchemaId } from '@tapio/
 import type { Result } from '@tapio/events';
 import { DeadLetterQueue } from '@tapio/kafka';
 import type { EachMessagePayload } from '@tapio/kafka';
+import { connectConsumer, connectProducer } from '@tapio/runtime';
 import type { RunningService, ServiceContext } from '@tapio/runtime';
 
 export interface ComparatorOptions {
@@ -59,8 +60,7 @@ export async function startComparator(ctx: ServiceContext, options: ComparatorOp
   const tally = new ComparisonTally();
   const codec = new RegistryCodec({ url: config.registry.url });
   const decoder = new WireDecoder<Result>(codec, RESULT_SCHEMA);
-  const producer = ctx.kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
-  await producer.connect();
+  const producer = await connectProducer(ctx);
   const dlq = new DeadLetterQueue(producer, config.topics.dlq, ctx.name);
 
   let samplesLeft = samplesPerInterval;
@@ -78,13 +78,7 @@ export async function startComparator(ctx: ServiceContext, options: ComparatorOp
     }
   };
 
-  const consumer = ctx.kafka.consumer({
-    groupId,
-    sessionTimeout: config.kafka.sessionTimeoutMs,
-    heartbeatInterval: config.kafka.heartbeatIntervalMs,
-    allowAutoTopicCreation: false,
-  });
-  await consumer.connect();
+  const consumer = await connectConsumer(ctx, groupId);
   await consumer.subscribe({ topics: [primaryTopic, shadowTopic], fromBeginning: options.fromBeginning ?? true });
 
   let running = true;

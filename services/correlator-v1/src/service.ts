@@ -15,7 +15,7 @@ import { DeadLetterQueue, ROUTING_HEADERS, headerText } from '@tapio/kafka';
 import type { EachMessagePayload } from '@tapio/kafka';
 import { EngineMetrics } from '@tapio/observability';
 import type { HealthSnapshot } from '@tapio/routing';
-import { HealthReporter, instanceName } from '@tapio/runtime';
+import { HealthReporter, connectConsumer, connectProducer, instanceName } from '@tapio/runtime';
 import type { RunningService, ServiceContext } from '@tapio/runtime';
 
 export interface CorrelatorV1Options {
@@ -52,16 +52,9 @@ export async function startCorrelatorV1(
     },
   });
 
-  const producer = ctx.kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
-  await producer.connect();
+  const producer = await connectProducer(ctx);
   const dlq = new DeadLetterQueue(producer, config.topics.dlq, ctx.name);
-  const consumer = ctx.kafka.consumer({
-    groupId,
-    sessionTimeout: config.kafka.sessionTimeoutMs,
-    heartbeatInterval: config.kafka.heartbeatIntervalMs,
-    allowAutoTopicCreation: false,
-  });
-  await consumer.connect();
+  const consumer = await connectConsumer(ctx, groupId);
   await consumer.subscribe({ topic: inputTopic, fromBeginning: options.fromBeginning ?? true });
 
   const instance = instanceName(ctx.name);

@@ -17,7 +17,7 @@ import { DLQ_HEADERS, ROUTING_HEADERS, headerText } from '@tapio/kafka';
 import type { EachBatchPayload, KafkaMessage } from '@tapio/kafka';
 import { EngineMetrics } from '@tapio/observability';
 import type { HealthSnapshot } from '@tapio/routing';
-import { HealthReporter, instanceName } from '@tapio/runtime';
+import { HealthReporter, connectConsumer, connectProducer, instanceName } from '@tapio/runtime';
 import type { RunningService, ServiceContext } from '@tapio/runtime';
 
 export interface CorrelatorV2Options {
@@ -69,15 +69,8 @@ export async function startCorrelatorV2(
     },
   });
 
-  const producer = ctx.kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
-  await producer.connect();
-  const consumer = ctx.kafka.consumer({
-    groupId,
-    sessionTimeout: config.kafka.sessionTimeoutMs,
-    heartbeatInterval: config.kafka.heartbeatIntervalMs,
-    allowAutoTopicCreation: false,
-  });
-  await consumer.connect();
+  const producer = await connectProducer(ctx);
+  const consumer = await connectConsumer(ctx, groupId);
   await consumer.subscribe({ topic: inputTopic, fromBeginning: options.fromBeginning ?? true });
 
   const instance = instanceName(ctx.name);

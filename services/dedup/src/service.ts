@@ -18,6 +18,7 @@ import type { Result } from '@tapio/events';
 import { DeadLetterQueue } from '@tapio/kafka';
 import type { EachBatchPayload, KafkaMessage } from '@tapio/kafka';
 import { fingerprint } from '@tapio/rules';
+import { connectConsumer, connectProducer } from '@tapio/runtime';
 import type { RunningService, ServiceContext } from '@tapio/runtime';
 import { createRedis } from './redis';
 
@@ -107,16 +108,9 @@ export async function startDedup(ctx: ServiceContext, options: DedupOptions = {}
     }
   });
 
-  const producer = ctx.kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
-  await producer.connect();
+  const producer = await connectProducer(ctx);
   const dlq = new DeadLetterQueue(producer, config.topics.dlq, ctx.name);
-  const consumer = ctx.kafka.consumer({
-    groupId,
-    sessionTimeout: config.kafka.sessionTimeoutMs,
-    heartbeatInterval: config.kafka.heartbeatIntervalMs,
-    allowAutoTopicCreation: false,
-  });
-  await consumer.connect();
+  const consumer = await connectConsumer(ctx, groupId);
   await consumer.subscribe({ topic: inputTopic, fromBeginning: options.fromBeginning ?? true });
 
   let running = true;

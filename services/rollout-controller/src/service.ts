@@ -44,7 +44,7 @@ import {
   writeRoutingConfig,
 } from '@tapio/routing';
 import type { RoutingConfig } from '@tapio/routing';
-import { instanceName } from '@tapio/runtime';
+import { connectProducer, instanceName } from '@tapio/runtime';
 import type { RunningService, ServiceContext } from '@tapio/runtime';
 import { startStatusServer } from './status-page';
 import { WebhookNotifier } from './webhook';
@@ -136,8 +136,7 @@ export async function startRolloutController(
   let catchUpState: RolloutState | null = null;
   let catchUpCommands: PendingCommand[] = [];
 
-  const producer = ctx.kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
-  await producer.connect();
+  const producer = await connectProducer(ctx);
   const admin = ctx.kafka.admin();
   await admin.connect();
 

@@ -28,6 +28,7 @@ import {
   parseRoutingConfig,
 } from '@tapio/routing';
 import type { RouteTarget } from '@tapio/routing';
+import { connectProducer } from '@tapio/runtime';
 import type { RunningService, ServiceContext } from '@tapio/runtime';
 
 export interface RouterOptions {
@@ -133,8 +134,7 @@ export async function startRouter(ctx: ServiceContext, options: RouterOptions = 
   const codec = new RegistryCodec({ url: config.registry.url });
   const decoder = new WireDecoder<unknown>(codec, EVENT_SCHEMA, { projection: ROUTING_PROJECTION });
 
-  const producer = ctx.kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
-  await producer.connect();
+  const producer = await connectProducer(ctx);
   const dlq = new DeadLetterQueue(producer, config.topics.dlq, ctx.name);
 
   // --- control topic: the routing config -------------------------------------------------------

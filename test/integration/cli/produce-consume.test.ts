@@ -4,36 +4,15 @@ import { execFile } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { promisify } from 'node:util';
-import { main } from '@tapio/service-cli';
 import { parseEventLine } from '@tapio/events';
 import { repoPath } from '../../helpers/paths';
 import { admin, randomName, tempTopic } from '../../helpers/stack';
+import { runTapio } from '../../helpers/cli';
 
 const run = promisify(execFile);
 
-interface Captured {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function tapio(args: string[]): Promise<Captured> {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (c: Buffer) => (out += c.toString()));
-  stderr.on('data', (c: Buffer) => (err += c.toString()));
-  const code = await main(['node', 'tapio', ...args], {
-    stdout,
-    stderr,
-    env: process.env,
-    interrupted: new Promise(() => undefined),
-  });
-  return { code, stdout: out, stderr: err };
-}
+const tapio = (args: string[]) => runTapio(args);
 
 function eventLine(i: number): string {
   return JSON.stringify({

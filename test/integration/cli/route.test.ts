@@ -1,28 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { PassThrough } from 'node:stream';
 import { readRoutingConfig } from '@tapio/routing';
-import { main } from '@tapio/service-cli';
 import { admin, kafka, randomName } from '../../helpers/stack';
+import { runTapio } from '../../helpers/cli';
 
-async function tapio(
-  args: string[],
-  env: Record<string, string>,
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (c: Buffer) => (out += c.toString()));
-  stderr.on('data', (c: Buffer) => (err += c.toString()));
-  const code = await main(['node', 'tapio', ...args], {
-    stdout,
-    stderr,
-    env: { ...process.env, ...env },
-    interrupted: new Promise(() => undefined),
-  });
-  return { code, stdout: out, stderr: err };
-}
+const tapio = (args: string[], env: Record<string, string>) => runTapio(args, { ...process.env, ...env });
 
 test('tapio route set / migrate rules write epochs that tapio route show and the routers read', async (t) => {
   const control = randomName('control');

@@ -4,14 +4,12 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { PassThrough } from 'node:stream';
 import { RegistryCodec, parseEventLine } from '@tapio/events';
 import { createLogger } from '@tapio/observability';
 import { readRolloutState } from '@tapio/rollout';
 import type { RolloutState } from '@tapio/rollout';
 import { parseHealthSnapshot } from '@tapio/routing';
 import { startService } from '@tapio/runtime';
-import { main } from '@tapio/service-cli';
 import { startCorrelatorV2 } from '@tapio/service-correlator-v2';
 import { startRouter } from '@tapio/service-router';
 import { eventually, kafka, randomName } from '../../helpers/stack';
@@ -30,25 +28,9 @@ import {
   watchControl,
   webhookReceiver,
 } from './helpers';
+import { runTapio } from '../../helpers/cli';
 
-async function tapio(
-  args: string[],
-  env: Record<string, string>,
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (c: Buffer) => (out += c.toString()));
-  stderr.on('data', (c: Buffer) => (err += c.toString()));
-  const code = await main(['node', 'tapio', ...args], {
-    stdout,
-    stderr,
-    env: { ...process.env, ...env },
-    interrupted: new Promise(() => undefined),
-  });
-  return { code, stdout: out, stderr: err };
-}
+const tapio = (args: string[], env: Record<string, string>) => runTapio(args, { ...process.env, ...env });
 
 /** Breach-and-retry rounds in the timing test. */
 const RUNS = 5;

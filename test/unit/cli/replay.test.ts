@@ -3,27 +3,12 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { eventToJsonLine } from '@tapio/events';
 import { RULES } from '@tapio/rules';
 import { generateStream } from '@tapio/scenarios';
-import { main } from '@tapio/service-cli';
+import { runTapio } from '../../helpers/cli';
 
-async function tapio(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (c: Buffer) => (out += c.toString()));
-  stderr.on('data', (c: Buffer) => (err += c.toString()));
-  const code = await main(['node', 'tapio', ...args], {
-    stdout,
-    stderr,
-    env: {},
-    interrupted: new Promise(() => undefined),
-  });
-  return { code, stdout: out, stderr: err };
-}
+const tapio = (args: string[]) => runTapio(args, {});
 
 const dir = mkdtempSync(join(tmpdir(), 'tapio-replay-'));
 
