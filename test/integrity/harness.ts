@@ -662,16 +662,21 @@ export async function runIntegrity(options: RunOptions): Promise<RunReport> {
         // The oversized records go alone: a produce request holds one batch per partition.
         const big = batch.filter((b) => b.value.length > 100_000);
         const small = batch.filter((b) => b.value.length <= 100_000);
-        if (small.length > 0) {
-          await producer.send({
-            topic: config.topics.events,
-            acks: -1,
-            messages: small.map((b) => ({ key: b.key, value: b.value })),
-          });
-        }
-        for (const b of big) {
-          await producer.send({ topic: config.topics.events, acks: -1, messages: [{ key: b.key, value: b.value }] });
-        }
+        // Like a collector, the test's producer waits out a broker outage (the broker fault) and
+        // sends again: kafkajs's own retries give up after a few seconds of refused connections.
+        const sendPersistently = async (messages: { key: string | null; value: Buffer }[]): Promise<void> => {
+          for (let attempt = 0; ; attempt++) {
+            try {
+              await (producer as Producer).send({ topic: config.topics.events, acks: -1, messages });
+              return;
+            } catch (err) {
+              if (attempt >= 60) throw err;
+              await sleep(500);
+            }
+          }
+        };
+        if (small.length > 0) await sendPersistently(small.map((b) => ({ key: b.key, value: b.value })));
+        for (const b of big) await sendPersistently([{ key: b.key, value: b.value }]);
         const now = Date.now();
         for (const b of batch) b.producedAtMs = now;
         sent = due;
