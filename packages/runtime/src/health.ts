@@ -74,3 +74,55 @@ export class HealthReporter {
     await this.admin?.disconnect();
   }
 }
+
+/** A correlator's calls, errors and slow calls since its last health snapshot. */
+export class CallWindow {
+  calls = 0;
+  errors = 0;
+  slowCalls = 0;
+
+  /** The counts so far, and a fresh window. */
+  take(): { calls: number; errors: number; slowCalls: number } {
+    const counts = { calls: this.calls, errors: this.errors, slowCalls: this.slowCalls };
+    this.calls = 0;
+    this.errors = 0;
+    this.slowCalls = 0;
+    return counts;
+  }
+}
+
+export interface EngineHealthOptions {
+  engine: 'v1' | 'v2';
+  producer: Producer;
+  groupId: string;
+  inputTopic: string;
+  window: CallWindow;
+}
+
+/**
+ * Starts the periodic snapshot of a correlator (the router's breaker and the rollout controller read
+ * it: @tapio/routing's HealthSnapshot shape) on the configured health topic.
+ */
+export async function startEngineHealth(
+  ctx: {
+    name: string;
+    kafka: Kafka;
+    logger: Logger;
+    config: { topics: { health: string }; correlator: { healthIntervalMs: number } };
+  },
+  options: EngineHealthOptions,
+): Promise<HealthReporter> {
+  const instance = instanceName(ctx.name);
+  const reporter = new HealthReporter({
+    kafka: ctx.kafka,
+    producer: options.producer,
+    topic: ctx.config.topics.health,
+    intervalMs: ctx.config.correlator.healthIntervalMs,
+    groupId: options.groupId,
+    inputTopic: options.inputTopic,
+    logger: ctx.logger,
+    snapshot: (lag) => ({ engine: options.engine, instance, at: Date.now(), ...options.window.take(), lag }),
+  });
+  await reporter.start();
+  return reporter;
+}

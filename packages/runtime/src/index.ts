@@ -115,8 +115,8 @@ export function runService(name: string, start: ServiceStart, argv: readonly str
   );
 }
 
-export { HealthReporter, consumerLag, instanceName } from './health';
-export type { HealthReporterOptions } from './health';
+export { CallWindow, HealthReporter, consumerLag, instanceName, startEngineHealth } from './health';
+export type { EngineHealthOptions, HealthReporterOptions } from './health';
 
 /** The producer every pipeline service writes with: idempotent (acks=all), no topic auto-creation. */
 export async function connectProducer(ctx: ServiceContext): Promise<Producer> {

@@ -14,8 +14,7 @@ import type { Event } from '@tapio/events';
 import { DeadLetterQueue, ROUTING_HEADERS, headerText } from '@tapio/kafka';
 import type { EachMessagePayload } from '@tapio/kafka';
 import { EngineMetrics } from '@tapio/observability';
-import type { HealthSnapshot } from '@tapio/routing';
-import { HealthReporter, connectConsumer, connectProducer, instanceName } from '@tapio/runtime';
+import { CallWindow, connectConsumer, connectProducer, startEngineHealth } from '@tapio/runtime';
 import type { RunningService, ServiceContext } from '@tapio/runtime';
 
 export interface CorrelatorV1Options {
@@ -40,7 +39,7 @@ export async function startCorrelatorV1(
   const codec = new RegistryCodec({ url: config.registry.url });
   const resultSchemaId = await codec.registerResult(outputTopic);
 
-  let window = { calls: 0, errors: 0, slowCalls: 0 };
+  const window = new CallWindow();
   const slowCallNs = BigInt(Math.round(config.correlator.slowCallMs * 1e6));
   const engine = new V1Engine({
     allowedLatenessMs: config.correlation.allowedLatenessMs,
@@ -57,22 +56,7 @@ export async function startCorrelatorV1(
   const consumer = await connectConsumer(ctx, groupId);
   await consumer.subscribe({ topic: inputTopic, fromBeginning: options.fromBeginning ?? true });
 
-  const instance = instanceName(ctx.name);
-  const health = new HealthReporter({
-    kafka: ctx.kafka,
-    producer,
-    topic: config.topics.health,
-    intervalMs: config.correlator.healthIntervalMs,
-    groupId,
-    inputTopic,
-    logger,
-    snapshot: (lag): HealthSnapshot => {
-      const snapshot = { engine: 'v1' as const, instance, at: Date.now(), ...window, lag };
-      window = { calls: 0, errors: 0, slowCalls: 0 };
-      return snapshot;
-    },
-  });
-  await health.start();
+  const health = await startEngineHealth(ctx, { engine: 'v1', producer, groupId, inputTopic, window });
 
   let lateSeen = 0;
   let running = true;

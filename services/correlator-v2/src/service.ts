@@ -16,8 +16,7 @@ import type { Result } from '@tapio/events';
 import { DLQ_HEADERS, ROUTING_HEADERS, headerText } from '@tapio/kafka';
 import type { EachBatchPayload, KafkaMessage } from '@tapio/kafka';
 import { EngineMetrics } from '@tapio/observability';
-import type { HealthSnapshot } from '@tapio/routing';
-import { HealthReporter, connectConsumer, connectProducer, instanceName } from '@tapio/runtime';
+import { CallWindow, connectConsumer, connectProducer, startEngineHealth } from '@tapio/runtime';
 import type { RunningService, ServiceContext } from '@tapio/runtime';
 
 export interface CorrelatorV2Options {
@@ -58,7 +57,7 @@ export async function startCorrelatorV2(
   const decoder = new RuleEventDecoder(codec);
   const slowCallNs = BigInt(Math.round(config.correlator.slowCallMs * 1e6));
 
-  let window = { calls: 0, errors: 0, slowCalls: 0 };
+  const window = new CallWindow();
   const engine = new V2Engine({
     allowedLatenessMs: config.correlation.allowedLatenessMs,
     ruleTimeoutMs: config.correlation.ruleTimeoutMs,
@@ -73,22 +72,7 @@ export async function startCorrelatorV2(
   const consumer = await connectConsumer(ctx, groupId);
   await consumer.subscribe({ topic: inputTopic, fromBeginning: options.fromBeginning ?? true });
 
-  const instance = instanceName(ctx.name);
-  const health = new HealthReporter({
-    kafka: ctx.kafka,
-    producer,
-    topic: config.topics.health,
-    intervalMs: config.correlator.healthIntervalMs,
-    groupId,
-    inputTopic,
-    logger,
-    snapshot: (lag): HealthSnapshot => {
-      const s = { engine: 'v2' as const, instance, at: Date.now(), ...window, lag };
-      window = { calls: 0, errors: 0, slowCalls: 0 };
-      return s;
-    },
-  });
-  await health.start();
+  const health = await startEngineHealth(ctx, { engine: 'v2', producer, groupId, inputTopic, window });
 
   let lateSeen = 0;
   let running = true;
