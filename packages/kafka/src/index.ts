@@ -1,6 +1,7 @@
 /** Kafka wiring shared by every service: the client, topic definitions and `topics ensure`. */
+import { randomBytes } from 'node:crypto';
 import { Kafka, logLevel } from 'kafkajs';
-import type { Admin, ITopicConfig, LogEntry, Producer } from 'kafkajs';
+import type { Admin, ITopicConfig, KafkaMessage, LogEntry, Producer } from 'kafkajs';
 import type { TapioConfig } from '@tapio/config';
 import { TapioError } from '@tapio/errors';
 import type { Logger } from '@tapio/observability';
@@ -187,4 +188,58 @@ export function headerText(
   if (v === undefined) return undefined;
   if (Array.isArray(v)) return v.length === 0 ? undefined : String(v[v.length - 1]);
   return v.toString();
+}
+
+/**
+ * Reads a topic from its beginning up to its end at call time (every partition), calling `onMessage`
+ * for each record, with a throwaway consumer group that is deleted afterwards. For the compacted
+ * control topic: "the document in force" is whatever the reader keeps from these records.
+ * Resolves false when the topic is empty.
+ */
+export async function readTopicToEnd(
+  kafka: Kafka,
+  topic: string,
+  onMessage: (message: KafkaMessage, partition: number) => void,
+  options: { timeoutMs?: number; groupPrefix?: string } = {},
+): Promise<boolean> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const ends = await admin.fetchTopicOffsets(topic);
+    const targets = new Map(ends.filter((p) => p.high !== p.low).map((p) => [p.partition, BigInt(p.high) - 1n]));
+    if (targets.size === 0) return false;
+    const groupId = `${options.groupPrefix ?? 'tapio-read'}-${randomBytes(5).toString('hex')}`;
+    const consumer = kafka.consumer({ groupId, maxWaitTimeInMs: 200, allowAutoTopicCreation: false });
+    try {
+      await consumer.connect();
+      await consumer.subscribe({ topic, fromBeginning: true });
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(
+          () => reject(new TapioError('KAFKA_UNAVAILABLE', `reading ${topic} timed out`)),
+          options.timeoutMs ?? 30_000,
+        );
+        consumer
+          .run({
+            autoCommit: false,
+            eachMessage: ({ partition, message }) => {
+              onMessage(message, partition);
+              const end = targets.get(partition);
+              if (end !== undefined && BigInt(message.offset) >= end) targets.delete(partition);
+              if (targets.size === 0) {
+                clearTimeout(timer);
+                resolve();
+              }
+              return Promise.resolve();
+            },
+          })
+          .catch(reject);
+      });
+    } finally {
+      await consumer.disconnect();
+      await admin.deleteGroups([groupId]).catch(() => undefined);
+    }
+    return true;
+  } finally {
+    await admin.disconnect();
+  }
 }

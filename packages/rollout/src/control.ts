@@ -3,9 +3,9 @@
  * (written by the active controller) and operator commands under key `rollout-command` (written by
  * the CLI and the status page, applied by the active controller), both JSON.
  */
-import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { TapioError } from '@tapio/errors';
+import { readTopicToEnd } from '@tapio/kafka';
 import type { Kafka, Producer } from '@tapio/kafka';
 import { COMMANDS, DECISIONS, STATUSES } from './machine';
 import type { RolloutCommand, RolloutState } from './machine';
@@ -147,51 +147,19 @@ export async function readRolloutState(
   topic: string,
   timeoutMs = 30_000,
 ): Promise<RolloutStateRecord | null> {
-  const admin = kafka.admin();
-  await admin.connect();
-  try {
-    const ends = await admin.fetchTopicOffsets(topic);
-    const targets = new Map(ends.filter((p) => p.high !== p.low).map((p) => [p.partition, BigInt(p.high) - 1n]));
-    if (targets.size === 0) return null;
-    const groupId = `tapio-rollout-read-${randomBytes(5).toString('hex')}`;
-    const consumer = kafka.consumer({ groupId, maxWaitTimeInMs: 200, allowAutoTopicCreation: false });
-    let latest: RolloutStateRecord | null = null;
-    try {
-      await consumer.connect();
-      await consumer.subscribe({ topic, fromBeginning: true });
-      await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(
-          () => reject(new TapioError('KAFKA_UNAVAILABLE', `reading ${topic} timed out`)),
-          timeoutMs,
-        );
-        consumer
-          .run({
-            autoCommit: false,
-            eachMessage: ({ partition, message }) => {
-              if (message.key?.toString() === ROLLOUT_STATE_KEY) {
-                try {
-                  latest = { state: parseRolloutState(message.value), offset: message.offset };
-                } catch (err) {
-                  if (!(err instanceof TapioError)) throw err;
-                }
-              }
-              const end = targets.get(partition);
-              if (end !== undefined && BigInt(message.offset) >= end) targets.delete(partition);
-              if (targets.size === 0) {
-                clearTimeout(timer);
-                resolve();
-              }
-              return Promise.resolve();
-            },
-          })
-          .catch(reject);
-      });
-    } finally {
-      await consumer.disconnect();
-      await admin.deleteGroups([groupId]).catch(() => undefined);
-    }
-    return latest;
-  } finally {
-    await admin.disconnect();
-  }
+  let latest: RolloutStateRecord | null = null;
+  await readTopicToEnd(
+    kafka,
+    topic,
+    (message) => {
+      if (message.key?.toString() !== ROLLOUT_STATE_KEY) return;
+      try {
+        latest = { state: parseRolloutState(message.value), offset: message.offset };
+      } catch (err) {
+        if (!(err instanceof TapioError)) throw err;
+      }
+    },
+    { timeoutMs, groupPrefix: 'tapio-rollout-read' },
+  );
+  return latest;
 }

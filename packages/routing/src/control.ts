@@ -3,8 +3,8 @@
  * key `routing` is the document in force. For the CLI (`tapio route show|set`, `tapio migrate`) and
  * the rollout controller.
  */
-import { randomBytes } from 'node:crypto';
 import { TapioError } from '@tapio/errors';
+import { readTopicToEnd } from '@tapio/kafka';
 import type { Kafka, Producer } from '@tapio/kafka';
 import type { RoutingConfig } from './config';
 import { parseRoutingConfig, validateRoutingConfig } from './config';
@@ -37,58 +37,26 @@ export async function readRoutingConfigRecord(
   options: ReadRoutingConfigOptions = {},
 ): Promise<RoutingConfigRecord | null> {
   const key = options.key ?? ROUTING_CONTROL_KEY;
-  const admin = kafka.admin();
-  await admin.connect();
-  try {
-    const ends = await admin.fetchTopicOffsets(topic);
-    const targets = new Map(ends.filter((p) => p.high !== p.low).map((p) => [p.partition, BigInt(p.high) - 1n]));
-    if (targets.size === 0) return null;
-    const groupId = `tapio-route-read-${randomBytes(5).toString('hex')}`;
-    const consumer = kafka.consumer({ groupId, maxWaitTimeInMs: 200, allowAutoTopicCreation: false });
-    let latest: RoutingConfigRecord | null = null;
-    try {
-      await consumer.connect();
-      await consumer.subscribe({ topic, fromBeginning: true });
-      await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(
-          () => reject(new TapioError('KAFKA_UNAVAILABLE', `reading ${topic} timed out`)),
-          options.timeoutMs ?? 30_000,
-        );
-        consumer
-          .run({
-            autoCommit: false,
-            eachMessage: ({ partition, message }) => {
-              if (message.key?.toString() === key) {
-                try {
-                  const config = parseRoutingConfig(message.value);
-                  // As the routers do: an older or equal epoch written later does not replace the one in force.
-                  if (latest === null || config.epoch > latest.config.epoch) {
-                    latest = { config, offset: message.offset, timestampMs: Number(message.timestamp) };
-                  }
-                } catch (err) {
-                  if (err instanceof TapioError) options.onInvalid?.(message.offset, err);
-                  else throw err;
-                }
-              }
-              const end = targets.get(partition);
-              if (end !== undefined && BigInt(message.offset) >= end) targets.delete(partition);
-              if (targets.size === 0) {
-                clearTimeout(timer);
-                resolve();
-              }
-              return Promise.resolve();
-            },
-          })
-          .catch(reject);
-      });
-    } finally {
-      await consumer.disconnect();
-      await admin.deleteGroups([groupId]).catch(() => undefined);
-    }
-    return latest;
-  } finally {
-    await admin.disconnect();
-  }
+  let latest: RoutingConfigRecord | null = null;
+  await readTopicToEnd(
+    kafka,
+    topic,
+    (message) => {
+      if (message.key?.toString() !== key) return;
+      try {
+        const config = parseRoutingConfig(message.value);
+        // As the routers do: an older or equal epoch written later does not replace the one in force.
+        if (latest === null || config.epoch > latest.config.epoch) {
+          latest = { config, offset: message.offset, timestampMs: Number(message.timestamp) };
+        }
+      } catch (err) {
+        if (err instanceof TapioError) options.onInvalid?.(message.offset, err);
+        else throw err;
+      }
+    },
+    { timeoutMs: options.timeoutMs, groupPrefix: 'tapio-route-read' },
+  );
+  return latest;
 }
 
 /** The latest valid routing document on the control topic, or null when there is none. */
