@@ -2,8 +2,8 @@
  * Offline engine benchmark: the same Confluent wire-format buffers through
  *   (a) a bare avsc decode loop (`eventAvroType.decode(buf, 5)`),
  *   (b) V1: full decode + `await` per record + V1Engine.process,
- *   (c) V2: RuleEventDecoder in batches (its hand-written tapio.Event reader for this writer schema,
- *       the projected fields only) + V2Engine.processBatch,
+ *   (c) V2: RuleEventDecoder.decodeRows in batches (its hand-written tapio.Event reader for this
+ *       writer schema, the projected fields only, into reused rows) + V2Engine.processRows,
  * then V2's (and V1's) memory with 100k active scope keys.
  *
  * V1's service decodes through the registry client, one promise per message (ARCHITECTURE.md,
@@ -20,10 +20,8 @@ import { runInNewContext } from 'node:vm';
 import { EVENT_SCHEMA, encodeWire, eventAvroType } from '@tapio/events';
 import type { AvroSchema, Event, Result } from '@tapio/events';
 import { V1Engine } from '@tapio/engine-v1';
-import { RuleEventDecoder, V2Engine } from '@tapio/engine-v2';
-import type { RuleEvent, V2Record } from '@tapio/engine-v2';
+import { RowBatch, RuleEventDecoder, V2Engine } from '@tapio/engine-v2';
 import { generateStream, listScenarios } from '@tapio/scenarios';
-import type { TapioError } from '@tapio/errors';
 
 const quick = process.argv.includes('--quick');
 const SCHEMA_ID = 1;
@@ -116,22 +114,14 @@ function runV2(batches: readonly Buffer[][], peak: Peak, base: number): RunResul
   });
   decoder.addWriterSchema(SCHEMA_ID, EVENT_SCHEMA as unknown as AvroSchema);
   v2ReadsDirectly = decoder.readsDirectly(SCHEMA_ID);
-  // Reused across batches, as the service would: no per-record allocation besides the decoded event.
-  const events: Array<RuleEvent | null> = [];
-  const errors: Array<TapioError | null> = [];
-  const records: V2Record[] = Array.from({ length: BATCH }, () => ({ event: null as unknown as RuleEvent }));
+  // Reused across batches, as the service does: decoded rows, no object per record.
+  const rows = new RowBatch();
   const out: Result[] = [];
   let results = 0;
   const started = performance.now();
   for (const batch of batches) {
-    decoder.decodeBatch(batch, events, errors);
-    let n = 0;
-    for (let i = 0; i < batch.length; i++) {
-      const e = events[i];
-      if (e !== null && e !== undefined) (records[n++] as V2Record).event = e;
-    }
-    const view = n === records.length ? records : records.slice(0, n);
-    engine.processBatch(view, out);
+    decoder.decodeRows(batch, rows);
+    engine.processRows(rows, out);
     results += out.length;
     out.length = 0;
     peak.sample();

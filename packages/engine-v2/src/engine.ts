@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { TapioError } from '@tapio/errors';
 import type { Event, Result } from '@tapio/events';
-import { MAX_EVIDENCE, RULES, RULES_BY_ID, addPoint, atLeast, buildResult, emptySums, scopeKey } from '@tapio/rules';
+import { MAX_EVIDENCE, RULES, RULES_BY_ID, addPoint, atLeast, buildResult, emptySums } from '@tapio/rules';
 import type {
   AnchoredSummary,
   CountSummary,
@@ -15,9 +15,11 @@ import type {
   RuleInput,
   ThrottleImpactSummary,
 } from '@tapio/rules';
-import { DISTINCT_ALL, DISTINCT_MIN_VALUE, DISTINCT_NONE, Lane, lowerBound, measureOf } from './lane';
+import { DISTINCT_ALL, DISTINCT_MIN_VALUE, DISTINCT_NONE, Lane, lowerBound } from './lane';
 import type { LaneSpec } from './lane';
 import { asEvent } from './types';
+import { EventRow } from './row';
+import type { RowBatch } from './row';
 import type { RuleEvent, V2Record } from './types';
 
 export interface V2EngineOptions {
@@ -177,12 +179,46 @@ class KeyState {
   readonly scope: string;
   newest: number;
   readonly rules: Array<RuleState | null>;
+  /**
+   * The parts of the key string (see V2Engine.cachedKey) as last looked up: its scope code (S_*,
+   * -1 for none or once freed) and entity fields. Equal parts give an equal key string.
+   */
+  code = -1;
+  p1: string | null = null;
+  p2: string | null = null;
+  p3: string | null = null;
+  /** Its slot in V2Engine.keyCache. */
+  slot = -1;
 
   constructor(scope: string, newest: number, ruleCount: number) {
     this.scope = scope;
     this.newest = newest;
     this.rules = new Array<RuleState | null>(ruleCount).fill(null);
   }
+}
+
+/** A key piece is missing when null or empty (@tapio/rules `present`). */
+function present(value: string | null | undefined): value is string {
+  return value !== null && value !== undefined && value !== '';
+}
+
+/** Slots of the scope-key cache (a power of two). */
+const KEY_CACHE_SLOTS = 1 << 15;
+
+/** The cache slot of a scope code and up to three entity-field hashes. */
+function keySlot(code: number, a: number, b: number, c: number): number {
+  let h = Math.imul(a ^ Math.imul(code + 1, 0x27d4eb2d), 0x9e3779b1);
+  h = Math.imul(h ^ (h >>> 15) ^ b, 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 13) ^ c, 0xc2b2ae35);
+  return (h ^ (h >>> 16)) & (KEY_CACHE_SLOTS - 1);
+}
+
+/** R9's key from label `destination` = `<namespace>/<service>` (@tapio/rules scopeKey), or null. */
+function destinationKey(destination: string | undefined): string | null {
+  if (destination === undefined) return null;
+  const parts = destination.split('/');
+  if (parts.length !== 2 || !present(parts[0]) || !present(parts[1])) return null;
+  return `service/${parts[0]}/${parts[1]}`;
 }
 
 const DEFAULT_ALLOWED_LATENESS_MS = 60_000;
@@ -380,7 +416,17 @@ export class V2Engine {
   private suppressUntil = -Infinity;
   private readonly keyIdleMs: number;
   private readonly onRuleError: ((ruleId: string, err: TapioError) => void) | undefined;
+  /** Scope key -> state: the engine's keys. */
   private readonly keys = new Map<string, KeyState>();
+  /**
+   * A direct-mapped cache in front of `keys`, by the hashes of the entity fields that make the key:
+   * an event whose key was looked up recently finds its state by comparing those fields (interned
+   * strings from the decoder, so mostly one pointer compare each) instead of building the key string
+   * and hashing it. A miss builds the string and asks `keys`, which stays the one truth.
+   */
+  private readonly keyCache: Array<KeyState | null> = new Array<KeyState | null>(KEY_CACHE_SLOTS).fill(null);
+  /** For the RuleEvent entry points: the event as a row. */
+  private readonly scratch = new EventRow();
   private newest = -Infinity;
   private lastSweepAt = -Infinity;
   /** Per rule: the record stamp that last listed it (dedups a routed record's rule ids without a Set). */
@@ -494,8 +540,40 @@ export class V2Engine {
 
   /** `process`, appending to `out`. */
   processInto(event: RuleEvent, out: Result[]): void {
+    const row = this.scratch;
+    row.fromEvent(event);
+    this.processRowInto(row, out);
+  }
+
+  /** `processRouted`, appending to `out`. */
+  processRoutedInto(
+    event: RuleEvent,
+    scope: string,
+    ruleIds: readonly string[],
+    out: Result[],
+    suppressUntil = -Infinity,
+  ): void {
+    const row = this.scratch;
+    row.fromEvent(event);
+    this.processRoutedRowInto(row, scope, ruleIds, out, suppressUntil);
+  }
+
+  /**
+   * Every good record of a decoded batch (RuleEventDecoder.decodeRows), in order, as `process`;
+   * results appended to `out`.
+   */
+  processRows(batch: RowBatch, out: Result[]): void {
+    const rows = batch.rows;
+    const errors = batch.errors;
+    for (let i = 0; i < batch.length; i++) {
+      if (errors[i] === null) this.processRowInto(rows[i] as EventRow, out);
+    }
+  }
+
+  /** `process` of a decoded row, appending to `out`. */
+  processRowInto(row: EventRow, out: Result[]): void {
     this.stats.events += 1;
-    const candidates = this.byType.get(event.type);
+    const candidates = this.byType.get(row.type);
     if (candidates !== undefined) {
       // routesFor's order: keys in order of first appearance over the catalogue, then per key the
       // rules in catalogue order.
@@ -507,12 +585,11 @@ export class V2Engine {
       let n = 0;
       for (let i = 0; i < candidates.length; i++) {
         const c = candidates[i] as Candidate;
-        if (c.input.kinds !== null && !c.input.kinds.includes(event.entity.kind)) continue;
-        // One key string and lookup per way of taking it (R2 and R3 share the container key).
+        if (c.input.kinds !== null && !c.input.kinds.includes(row.kind)) continue;
+        // One key lookup per way of taking it (R2 and R3 share the container key).
         let key = memo[c.scopeCode];
         if (key === undefined) {
-          const scope = scopeKey(c.plan.rule.scope, asEvent(event), c.input.serviceKey);
-          key = scope === null ? null : this.keyFor(scope, event.timestamp);
+          key = this.keyOfRow(c.scopeCode, row);
           memo[c.scopeCode] = key;
         }
         if (key === null) continue;
@@ -524,21 +601,21 @@ export class V2Engine {
       for (let i = 0; i < n; i++) {
         if (done[i]) continue;
         const key = keys[i] as KeyState;
-        if (event.timestamp > key.newest) key.newest = event.timestamp;
+        if (row.timestamp > key.newest) key.newest = row.timestamp;
         for (let j = i; j < n; j++) {
           if (done[j] || keys[j] !== key) continue;
           done[j] = true;
           const c = cands[j] as Candidate;
-          this.evaluate(c.plan, c.lane, key, key.scope, event, out);
+          this.evaluate(c.plan, c.lane, key, key.scope, row, out);
         }
       }
     }
-    this.afterEvent(event.timestamp);
+    this.afterEvent(row.timestamp);
   }
 
-  /** `processRouted`, appending to `out`. */
-  processRoutedInto(
-    event: RuleEvent,
+  /** `processRouted` of a decoded row, appending to `out`. */
+  processRoutedRowInto(
+    row: EventRow,
     scope: string,
     ruleIds: readonly string[],
     out: Result[],
@@ -546,7 +623,7 @@ export class V2Engine {
   ): void {
     this.stats.events += 1;
     this.suppressUntil = suppressUntil;
-    const key = this.keyFor(scope, event.timestamp);
+    const key = this.keyFor(scope, row.timestamp);
     const stamp = ++this.stamp;
     let listed = 0;
     for (let i = 0; i < ruleIds.length; i++) {
@@ -567,20 +644,101 @@ export class V2Engine {
       const state = key.rules[plan.index] ?? null;
       if (state !== null) for (const l of state.lanes) l.detach();
     }
-    const candidates = this.byType.get(event.type);
+    const candidates = this.byType.get(row.type);
     if (candidates !== undefined) {
       for (let i = 0; i < candidates.length; i++) {
         const c = candidates[i] as Candidate;
         if (this.listedAt[c.plan.index] !== stamp) continue;
-        if (c.input.kinds !== null && !c.input.kinds.includes(event.entity.kind)) continue;
+        if (c.input.kinds !== null && !c.input.kinds.includes(row.kind)) continue;
         listed -= 1;
-        this.evaluate(c.plan, c.lane, key, scope, event, out);
+        this.evaluate(c.plan, c.lane, key, scope, row, out);
       }
     }
     // Listed rules that do not read this event (type or kind), as V1 counts them.
     this.stats.skippedRules += listed;
     this.suppressUntil = -Infinity;
-    this.afterEvent(event.timestamp);
+    this.afterEvent(row.timestamp);
+  }
+
+  /** The row's key state for one way of taking the scope key (RULES.md "Scope keys"), or null when it has none. */
+  private keyOfRow(code: number, row: EventRow): KeyState | null {
+    const t = row.timestamp;
+    const ns = row.namespace;
+    switch (code) {
+      case S_CONTAINER: {
+        if (!present(ns)) return null;
+        const pod = row.pod;
+        const own = row.kind === 'container';
+        const container = own ? row.name : row.container;
+        if (!present(pod) || !present(container)) return null;
+        const slot = keySlot(code, row.hNamespace, row.hPod, own ? row.hName : row.hContainer);
+        return this.cachedKey(code, ns, pod, container, slot, t);
+      }
+      case S_POD: {
+        if (!present(ns)) return null;
+        const kind = row.kind;
+        const fromName = kind === 'pod';
+        const pod = fromName ? row.name : kind === 'container' ? row.pod : null;
+        if (!present(pod)) return null;
+        return this.cachedKey(
+          code,
+          ns,
+          pod,
+          null,
+          keySlot(code, row.hNamespace, fromName ? row.hName : row.hPod, 0),
+          t,
+        );
+      }
+      case S_NODE: {
+        const fromName = row.kind === 'node';
+        const node = fromName ? row.name : row.node;
+        if (!present(node)) return null;
+        return this.cachedKey(code, node, null, null, keySlot(code, fromName ? row.hName : row.hNode, 0, 0), t);
+      }
+      case S_NAMESPACE:
+        if (!present(ns)) return null;
+        return this.cachedKey(code, ns, null, null, keySlot(code, row.hNamespace, 0, 0), t);
+      case S_SERVICE: {
+        const service = row.service;
+        if (!present(ns) || !present(service)) return null;
+        return this.cachedKey(code, ns, service, null, keySlot(code, row.hNamespace, row.hService, 0), t);
+      }
+      default: {
+        const scope = destinationKey(row.label('destination'));
+        return scope === null ? null : this.keyFor(scope, t);
+      }
+    }
+  }
+
+  /** The state of the key made of these parts: from the cache when its slot holds it, else by its string. */
+  private cachedKey(
+    code: number,
+    p1: string,
+    p2: string | null,
+    p3: string | null,
+    slot: number,
+    timestamp: number,
+  ): KeyState {
+    const cached = this.keyCache[slot] ?? null;
+    if (cached !== null && cached.code === code && cached.p1 === p1 && cached.p2 === p2 && cached.p3 === p3) {
+      if (timestamp > cached.newest) cached.newest = timestamp;
+      return cached;
+    }
+    // The strings of @tapio/rules scopeKey.
+    let scope: string;
+    if (code === S_CONTAINER) scope = `container/${p1}/${p2 as string}/${p3 as string}`;
+    else if (code === S_POD) scope = `pod/${p1}/${p2 as string}`;
+    else if (code === S_NODE) scope = `node/${p1}`;
+    else if (code === S_NAMESPACE) scope = `namespace/${p1}`;
+    else scope = `service/${p1}/${p2 as string}`;
+    const key = this.keyFor(scope, timestamp);
+    key.code = code;
+    key.p1 = p1;
+    key.p2 = p2;
+    key.p3 = p3;
+    key.slot = slot;
+    this.keyCache[slot] = key;
+    return key;
   }
 
   private keyFor(scope: string, timestamp: number): KeyState {
@@ -600,7 +758,7 @@ export class V2Engine {
     laneIndex: number,
     key: KeyState,
     scope: string,
-    event: RuleEvent,
+    event: EventRow,
     out: Result[],
   ): void {
     const rule = plan.rule;
@@ -647,7 +805,14 @@ export class V2Engine {
     try {
       const decision = this.decide(plan, lanes, now, event);
       if (decision !== null)
-        result = buildResult(rule, scope, asEvent(event), decision, evidenceOf(plan, lanes, laneIndex, now), 'v2');
+        result = buildResult(
+          rule,
+          scope,
+          asEvent(event.toEvent()),
+          decision,
+          evidenceOf(plan, lanes, laneIndex, now),
+          'v2',
+        );
     } catch (err) {
       failed = true;
       failure = err;
@@ -724,7 +889,7 @@ export class V2Engine {
   }
 
   /** The rule's summary, exactly as its `summarize` computes it over V1's window, then its `decide`. */
-  private decide(plan: RulePlan, lanes: readonly Lane[], now: number, trigger: RuleEvent): Decision | null {
+  private decide(plan: RulePlan, lanes: readonly Lane[], now: number, trigger: EventRow): Decision | null {
     const a = lanes[0] as Lane;
     switch (plan.kind) {
       case K_ANCHORED: {
@@ -801,8 +966,8 @@ export class V2Engine {
         return plan.rule.decide(s, now);
       }
       case K_DISK: {
-        const usage = measureOf(trigger, 'usage_ratio');
-        const inodes = measureOf(trigger, 'inode_ratio');
+        const usage = trigger.attr('usage_ratio');
+        const inodes = trigger.attr('inode_ratio');
         const s: DiskSummary = {
           usageRatio: Number.isNaN(usage) ? null : usage,
           inodeRatio: Number.isNaN(inodes) ? null : inodes,
@@ -812,7 +977,7 @@ export class V2Engine {
       default: {
         // A rule without a known summary: V1's window (the horizon) and its own summarize.
         const window = a.events.slice(a.lo, a.hi) as Event[];
-        return plan.rule.decide(plan.rule.summarize(window, now, asEvent(trigger)), now);
+        return plan.rule.decide(plan.rule.summarize(window, now, asEvent(trigger.toEvent())), now);
       }
     }
   }
@@ -837,6 +1002,10 @@ export class V2Engine {
           for (const l of state.lanes) this.stats.storedEvents -= l.stored;
         }
         this.keys.delete(key.scope);
+        // Out of the cache too, and emptied, so that a cache slot never holds a freed key's lanes.
+        if (key.slot !== -1 && this.keyCache[key.slot] === key) this.keyCache[key.slot] = null;
+        key.code = -1;
+        key.rules.fill(null);
         this.stats.keysFreed += 1;
       }
     }

@@ -1,3 +1,4 @@
+import type { EventRow } from './row';
 import type { RuleEvent } from './types';
 
 /** How a lane counts distinct pods (R5, R8, R9; README "Readings" 6). */
@@ -27,17 +28,10 @@ export interface LaneSpec {
   readonly keepEvents: boolean;
 }
 
-/** A finite attribute value, or NaN (the catalogue's `measure` returns null there). */
-export function measureOf(event: RuleEvent, attr: string): number {
-  const v = event.attributes[attr];
-  return v !== undefined && Number.isFinite(v) ? v : NaN;
-}
-
 /** `<namespace>/<pod>` as @tapio/rules podIdentity computes it, or null. */
-export function podOf(event: RuleEvent): string | null {
-  const e = event.entity;
-  const pod = e.kind === 'pod' ? e.name : e.pod;
-  return pod !== null && pod !== '' ? `${e.namespace ?? ''}/${pod}` : null;
+export function podOf(row: EventRow): string | null {
+  const pod = row.kind === 'pod' ? row.name : row.pod;
+  return pod !== null && pod !== '' ? `${row.namespace ?? ''}/${pod}` : null;
 }
 
 /** First index in [from, to) whose timestamp is > t. */
@@ -154,25 +148,26 @@ export class Lane {
   }
 
   /** Inserts after every event with timestamp <= the new one, keeping the cursor's contents. */
-  insert(event: RuleEvent): void {
+  insert(event: EventRow): void {
     const spec = this.spec;
     const t = event.timestamp;
+    const id = event.id;
     const len = this.ts.length;
-    const v = spec.attr === null ? NaN : measureOf(event, spec.attr);
-    const v2 = spec.attr2 === null ? NaN : measureOf(event, spec.attr2);
+    const v = spec.attr === null ? NaN : event.attr(spec.attr);
+    const v2 = spec.attr2 === null ? NaN : event.attr(spec.attr2);
     const pod = spec.keepPods ? podOf(event) : null;
     let i = len;
     if (len > this.head && (this.ts[len - 1] as number) > t) i = upperBound(this.ts, this.head, len, t);
     if (i === len) {
-      this.ids.push(event.id);
-      if (spec.keepEvents) this.events.push(event);
+      this.ids.push(id);
+      if (spec.keepEvents) this.events.push(event.toEvent());
       this.ts.push(t);
       if (spec.attr !== null) this.val.push(v);
       if (spec.attr2 !== null) this.val2.push(v2);
       if (spec.keepPods) this.pods.push(pod);
     } else {
-      this.ids.splice(i, 0, event.id);
-      if (spec.keepEvents) this.events.splice(i, 0, event);
+      this.ids.splice(i, 0, id);
+      if (spec.keepEvents) this.events.splice(i, 0, event.toEvent());
       this.ts.splice(i, 0, t);
       if (spec.attr !== null) this.val.splice(i, 0, v);
       if (spec.attr2 !== null) this.val2.splice(i, 0, v2);

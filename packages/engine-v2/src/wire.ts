@@ -1,7 +1,8 @@
 import { TapioError } from '@tapio/errors';
 import type { RecordContext } from '@tapio/errors';
 import { EVENT_SCHEMA, WIRE_HEADER_BYTES } from '@tapio/events';
-import type { RuleEntity, RuleEvent } from './types';
+import { EventRow, hashText } from './row';
+import type { RuleEvent } from './types';
 
 /**
  * A hand-written reader for one writer schema, tapio.Event (schemas/tapio.Event.avsc), straight into
@@ -25,30 +26,6 @@ import type { RuleEntity, RuleEvent } from './types';
  * ~1.0M for its full decode, and it allocates no string for repeated names (see INTERN_SLOTS).
  */
 
-/** The entity as avsc's projected decode builds it, all fields in the constructor. */
-class DecodedEntity implements RuleEntity {
-  constructor(
-    public namespace: string | null,
-    public kind: string,
-    public name: string,
-    public node: string | null,
-    public pod: string | null,
-    public container: string | null,
-    public service: string | null,
-  ) {}
-}
-
-class DecodedEvent implements RuleEvent {
-  constructor(
-    public id: string,
-    public timestamp: number,
-    public type: string,
-    public entity: RuleEntity,
-    public attributes: Record<string, number>,
-    public labels: Record<string, string>,
-  ) {}
-}
-
 /** avsc's isSafeLong bound. */
 const MAX_SAFE_LONG = 9007199254740990;
 
@@ -62,14 +39,6 @@ const INTERN_MAX_BYTES = 48;
 
 class Malformed extends Error {}
 
-/**
- * Shared by every event with no attributes (labels) — most events have no labels — so they cost no
- * allocation (bench/engine.ts allocation profile: the two maps were a quarter of the decoder's
- * bytes). Frozen, so that a consumer that writes to one fails loudly instead of changing every event.
- */
-const NO_ATTRIBUTES: Record<string, number> = Object.freeze({});
-const NO_LABELS: Record<string, string> = Object.freeze({});
-
 /** Node's Buffer has utf8Slice (what avsc's Tap.readString calls), without toString's argument checks. */
 type SlicingBuffer = Buffer & {
   utf8Slice(start: number, end: number): string;
@@ -81,6 +50,10 @@ export class EventWireReader {
   private pos: number;
   private end: number;
   private readonly internStrings: Array<string | null>;
+  /** hashText of the last string read by readString(true) / readOptional (0 for null). */
+  private hash = 0;
+  /** For `decode`. */
+  private readonly scratch = new EventRow();
 
   constructor() {
     this.buf = Buffer.alloc(0) as SlicingBuffer;
@@ -91,12 +64,20 @@ export class EventWireReader {
 
   /** Decodes the datum after the 5-byte header (already checked); throws TapioError as WireDecoder does. */
   decode(value: Buffer, schemaId: number, context: RecordContext | undefined): RuleEvent {
+    const row = this.scratch;
+    this.decodeInto(value, schemaId, context, row);
+    const event = row.toEvent();
+    row.buf = null;
+    return event;
+  }
+
+  /** As `decode`, into a row (see EventRow: the id stays in `value` until the row's `id` is read). */
+  decodeInto(value: Buffer, schemaId: number, context: RecordContext | undefined, row: EventRow): void {
     this.buf = value as SlicingBuffer;
     this.pos = WIRE_HEADER_BYTES;
     this.end = value.length;
-    let event: RuleEvent | null = null;
     try {
-      event = this.readEvent();
+      this.readEvent(row);
     } catch (cause) {
       if (!(cause instanceof Malformed)) throw cause;
       throw new TapioError('MALFORMED_RECORD', `record value is not a valid Avro datum`, {
@@ -116,29 +97,44 @@ export class EventWireReader {
         context: { ...context, schemaId },
       });
     }
-    return event;
   }
 
-  private readEvent(): RuleEvent {
-    const id = this.readString(false);
+  private readEvent(row: EventRow): void {
+    // The id: checked as readString does, sliced only when the row's id is read.
+    const len = this.readLong();
+    const start = this.pos;
+    const stop = start + len;
+    if (len < 0 || !(stop <= this.end)) {
+      if (len < 0 || Number.isNaN(len)) this.invalidate();
+      else this.pos = stop;
+      row.reset(this.buf, 0, 0);
+    } else {
+      this.pos = stop;
+      row.reset(this.buf, start, stop);
+    }
     const timestamp = this.readLong();
     if (!(timestamp >= -MAX_SAFE_LONG && timestamp <= MAX_SAFE_LONG)) throw new Malformed('potential precision loss');
+    row.timestamp = timestamp;
     this.skipString(); // source
-    const type = this.readString(true);
+    row.type = this.readString(true);
     this.skipString(); // severity
     this.skipOptional(); // entity.cluster
-    const namespace = this.readOptional();
-    const kind = this.readString(true);
-    const name = this.readString(true);
-    const node = this.readOptional();
-    const pod = this.readOptional();
-    const container = this.readOptional();
-    const service = this.readOptional();
-    const entity = new DecodedEntity(namespace, kind, name, node, pod, container, service);
-    const attributes = this.readDoubleMap();
-    const labels = this.readStringMap();
+    row.namespace = this.readOptional();
+    row.hNamespace = this.hash;
+    row.kind = this.readString(true);
+    row.name = this.readString(true);
+    row.hName = this.hash;
+    row.node = this.readOptional();
+    row.hNode = this.hash;
+    row.pod = this.readOptional();
+    row.hPod = this.hash;
+    row.container = this.readOptional();
+    row.hContainer = this.hash;
+    row.service = this.readOptional();
+    row.hService = this.hash;
+    this.readDoubleMap(row);
+    this.readStringMap(row);
     this.skipOptional(); // message
-    return new DecodedEvent(id, timestamp, type, entity, attributes, labels);
   }
 
   /** avsc's Tap.readLong, with a read past the end giving 0 as `undefined & 0x7f` does there. */
@@ -178,21 +174,26 @@ export class EventWireReader {
     this.pos = this.end + 1;
   }
 
+  /** Also sets `hash` to hashText of the string (interned strings only; 0 otherwise). */
   private readString(intern: boolean): string {
     const len = this.readLong();
     const start = this.pos;
     const stop = start + len;
+    this.hash = 0;
     if (len < 0 || !(stop <= this.end)) {
       if (len < 0 || Number.isNaN(len)) this.invalidate();
       else this.pos = stop;
       return '';
     }
     this.pos = stop;
-    if (intern && len <= INTERN_MAX_BYTES) return this.intern(start, stop);
+    if (intern) return this.intern(start, stop);
     return this.buf.utf8Slice(start, stop);
   }
 
-  /** ASCII strings only (compared by char code); anything else is decoded afresh. */
+  /**
+   * ASCII strings up to INTERN_MAX_BYTES come from the cache (compared by char code); anything else
+   * is decoded afresh. Sets `hash` (FNV-1a over the bytes: hashText of the string when ASCII).
+   */
   private intern(start: number, stop: number): string {
     const buf = this.buf;
     let hash = 0x811c9dc5;
@@ -202,10 +203,16 @@ export class EventWireReader {
       bits |= b;
       hash = Math.imul(hash ^ b, 0x01000193);
     }
-    if (bits >= 0x80) return buf.utf8Slice(start, stop);
+    const len = stop - start;
+    if (bits >= 0x80) {
+      const text = buf.utf8Slice(start, stop);
+      this.hash = hashText(text);
+      return text;
+    }
+    this.hash = hash;
+    if (len > INTERN_MAX_BYTES) return buf.latin1Slice(start, stop);
     const slot = (hash >>> 0) & (INTERN_SLOTS - 1);
     const cached = this.internStrings[slot] ?? null;
-    const len = stop - start;
     if (cached !== null && cached.length === len) {
       let i = 0;
       while (i < len && cached.charCodeAt(i) === buf[start + i]) i++;
@@ -225,7 +232,10 @@ export class EventWireReader {
   /** A ["null", "string"] union; any other branch index is malformed (avsc throws there). */
   private readOptional(): string | null {
     const branch = this.readLong();
-    if (branch === 0) return null;
+    if (branch === 0) {
+      this.hash = 0;
+      return null;
+    }
     if (branch === 1) return this.readString(true);
     throw new Malformed(`invalid union index: ${branch}`);
   }
@@ -244,13 +254,12 @@ export class EventWireReader {
     return -n;
   }
 
-  private readDoubleMap(): Record<string, number> {
-    // The common empty map (a lone zero count) is one shared frozen object: no allocation.
+  private readDoubleMap(row: EventRow): void {
+    // The common empty map: a lone zero count.
     if (this.pos < this.end && this.buf[this.pos] === 0) {
       this.pos += 1;
-      return NO_ATTRIBUTES;
+      return;
     }
-    const map: Record<string, number> = {};
     let n = 0;
     // Past the end every read is a zero in avsc too, so stopping there changes nothing but the time
     // a huge garbage count would take.
@@ -261,26 +270,23 @@ export class EventWireReader {
         let v = 0;
         if (pos + 8 <= this.end) v = this.buf.readDoubleLE(pos);
         this.pos = pos + 8;
-        map[key] = v;
+        row.pushAttr(key, v);
       }
     }
-    return map;
   }
 
-  private readStringMap(): Record<string, string> {
+  private readStringMap(row: EventRow): void {
     if (this.pos < this.end && this.buf[this.pos] === 0) {
       this.pos += 1;
-      return NO_LABELS;
+      return;
     }
-    const map: Record<string, string> = {};
     let n = 0;
     while (this.pos <= this.end && (n = this.readBlockCount()) !== 0) {
       for (; n > 0 && this.pos <= this.end; n--) {
         const key = this.readString(true);
-        map[key] = this.readString(true);
+        row.pushLabel(key, this.readString(true));
       }
     }
-    return map;
   }
 }
 

@@ -1,0 +1,238 @@
+import type { TapioError } from '@tapio/errors';
+import type { RuleEntity, RuleEvent } from './types';
+
+/** The entity as avsc's projected decode builds it, all fields in the constructor. */
+class DecodedEntity implements RuleEntity {
+  constructor(
+    public namespace: string | null,
+    public kind: string,
+    public name: string,
+    public node: string | null,
+    public pod: string | null,
+    public container: string | null,
+    public service: string | null,
+  ) {}
+}
+
+class DecodedEvent implements RuleEvent {
+  constructor(
+    public id: string,
+    public timestamp: number,
+    public type: string,
+    public entity: RuleEntity,
+    public attributes: Record<string, number>,
+    public labels: Record<string, string>,
+  ) {}
+}
+
+/**
+ * Shared by every event with no attributes (labels) — most events have no labels — so they cost no
+ * allocation. Frozen, so that a consumer that writes to one fails loudly instead of changing every event.
+ */
+export const NO_ATTRIBUTES: Record<string, number> = Object.freeze({});
+export const NO_LABELS: Record<string, string> = Object.freeze({});
+
+/** FNV-1a over a string's char codes: for ASCII the same as the decoder's hash over its UTF-8 bytes. */
+export function hashText(s: string | null): number {
+  if (s === null) return 0;
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+  return h;
+}
+
+/** Node's Buffer has utf8Slice (what avsc's Tap.readString calls), without toString's argument checks. */
+type SlicingBuffer = Buffer & { utf8Slice(start: number, end: number): string };
+
+/**
+ * One event as the engine reads it, in a reusable slot: what RuleEvent holds, flattened. A batch
+ * decode (RuleEventDecoder.decodeRows) fills one row per record and reuses the rows from batch to
+ * batch, so a decoded event costs no object: the entity fields are the decoder's interned strings
+ * with their byte hashes (the engine finds a scope key's state from them without building the key
+ * string), attributes and labels are parallel key/value arrays, and the id is sliced from the
+ * record's bytes only when the engine stores or reports it. A row filled from a RuleEvent
+ * (`fromEvent`) reads that event instead.
+ *
+ * Why: bench/engine.ts's profile of V2 had the garbage collector (per-event objects and strings) and
+ * the scope-key strings built and hashed per event among its largest items.
+ */
+export class EventRow {
+  private idText: string | null = null;
+  /** The record's bytes and where its id lies in them, while `idText` is not yet made. */
+  buf: Buffer | null = null;
+  idStart = 0;
+  idEnd = 0;
+  timestamp = 0;
+  type = '';
+  namespace: string | null = null;
+  kind = '';
+  name = '';
+  node: string | null = null;
+  pod: string | null = null;
+  container: string | null = null;
+  service: string | null = null;
+  /** hashText of each entity field (0 for null). */
+  hNamespace = 0;
+  hName = 0;
+  hNode = 0;
+  hPod = 0;
+  hContainer = 0;
+  hService = 0;
+  attrCount = 0;
+  readonly attrKeys: string[] = [];
+  readonly attrVals: number[] = [];
+  labelCount = 0;
+  readonly labelKeys: string[] = [];
+  readonly labelVals: string[] = [];
+  /** The event this row was filled from (fromEvent), or the one made by toEvent; null otherwise. */
+  private event: RuleEvent | null = null;
+  /** Whether `event` is the caller's own (fromEvent): attributes and labels are read from it. */
+  private borrowed = false;
+
+  get id(): string {
+    let id = this.idText;
+    if (id === null) {
+      id = (this.buf as SlicingBuffer).utf8Slice(this.idStart, this.idEnd);
+      this.idText = id;
+    }
+    return id;
+  }
+
+  /** Starts a decoded row: the id is [idStart, idEnd) of buf. */
+  reset(buf: Buffer, idStart: number, idEnd: number): void {
+    this.idText = null;
+    this.buf = buf;
+    this.idStart = idStart;
+    this.idEnd = idEnd;
+    this.attrCount = 0;
+    this.labelCount = 0;
+    this.event = null;
+    this.borrowed = false;
+  }
+
+  pushAttr(key: string, value: number): void {
+    const n = this.attrCount;
+    if (n < this.attrKeys.length) {
+      this.attrKeys[n] = key;
+      this.attrVals[n] = value;
+    } else {
+      this.attrKeys.push(key);
+      this.attrVals.push(value);
+    }
+    this.attrCount = n + 1;
+  }
+
+  pushLabel(key: string, value: string): void {
+    const n = this.labelCount;
+    if (n < this.labelKeys.length) {
+      this.labelKeys[n] = key;
+      this.labelVals[n] = value;
+    } else {
+      this.labelKeys.push(key);
+      this.labelVals.push(value);
+    }
+    this.labelCount = n + 1;
+  }
+
+  /** Fills the row from an event object; attributes and labels are read from it. */
+  fromEvent(event: RuleEvent): void {
+    const e = event.entity;
+    this.idText = event.id;
+    this.buf = null;
+    this.timestamp = event.timestamp;
+    this.type = event.type;
+    // A missing nullable field reads as null (RULES.md), as @tapio/rules' `present` treats it.
+    this.namespace = e.namespace ?? null;
+    this.kind = e.kind;
+    this.name = e.name;
+    this.node = e.node ?? null;
+    this.pod = e.pod ?? null;
+    this.container = e.container ?? null;
+    this.service = e.service ?? null;
+    this.hNamespace = hashText(this.namespace);
+    this.hName = hashText(e.name ?? null);
+    this.hNode = hashText(this.node);
+    this.hPod = hashText(this.pod);
+    this.hContainer = hashText(this.container);
+    this.hService = hashText(this.service);
+    this.attrCount = 0;
+    this.labelCount = 0;
+    this.event = event;
+    this.borrowed = true;
+  }
+
+  /**
+   * A finite attribute value, or NaN (the catalogue's `measure` returns null there). As in the
+   * decoded map, a key that repeats takes its last value.
+   */
+  attr(key: string): number {
+    let v: number | undefined;
+    if (this.borrowed) {
+      v = (this.event as RuleEvent).attributes[key];
+    } else {
+      const keys = this.attrKeys;
+      for (let i = this.attrCount - 1; i >= 0; i--) {
+        if (keys[i] === key) {
+          v = this.attrVals[i];
+          break;
+        }
+      }
+    }
+    return v !== undefined && Number.isFinite(v) ? v : NaN;
+  }
+
+  /** A label's value, or undefined; a key that repeats takes its last value. */
+  label(key: string): string | undefined {
+    if (this.borrowed) return (this.event as RuleEvent).labels[key];
+    const keys = this.labelKeys;
+    for (let i = this.labelCount - 1; i >= 0; i--) if (keys[i] === key) return this.labelVals[i];
+    return undefined;
+  }
+
+  /** The row as a RuleEvent: the caller's own for `fromEvent`; otherwise made once, as the decoder built it. */
+  toEvent(): RuleEvent {
+    if (this.event !== null) return this.event;
+    let attributes = NO_ATTRIBUTES;
+    if (this.attrCount > 0) {
+      attributes = {};
+      for (let i = 0; i < this.attrCount; i++) attributes[this.attrKeys[i] as string] = this.attrVals[i] as number;
+    }
+    let labels = NO_LABELS;
+    if (this.labelCount > 0) {
+      labels = {};
+      for (let i = 0; i < this.labelCount; i++) labels[this.labelKeys[i] as string] = this.labelVals[i] as string;
+    }
+    const entity = new DecodedEntity(
+      this.namespace,
+      this.kind,
+      this.name,
+      this.node,
+      this.pod,
+      this.container,
+      this.service,
+    );
+    const event = new DecodedEvent(this.id, this.timestamp, this.type, entity, attributes, labels);
+    this.event = event;
+    return event;
+  }
+}
+
+/**
+ * A decoded batch: `rows[i]` is record i when `errors[i]` is null. Reused from batch to batch: the
+ * rows are overwritten, so a row must be used (or `toEvent`ed) before the next decode into it.
+ */
+export class RowBatch {
+  readonly rows: EventRow[] = [];
+  readonly errors: Array<TapioError | null> = [];
+  length = 0;
+  bad = 0;
+
+  /** Row i, made on first use. */
+  row(i: number): EventRow {
+    let row = this.rows[i];
+    if (row === undefined) {
+      row = new EventRow();
+      this.rows.push(row);
+    }
+    return row;
+  }
+}
