@@ -97,6 +97,12 @@ export class EventRow {
     return id;
   }
 
+  /** Whether the id is empty (without making it). */
+  get idIsEmpty(): boolean {
+    const id = this.idText;
+    return id !== null ? id === '' : this.idEnd === this.idStart;
+  }
+
   /** Starts a decoded row: the id is [idStart, idEnd) of buf. */
   reset(buf: Buffer, idStart: number, idEnd: number): void {
     this.idText = null;

@@ -8,8 +8,8 @@
  * A registry outage is found while decoding, before any record touches the engine, and fails the
  * batch so kafkajs redelivers it: the engine never sees a record twice because of it.
  */
-import { V2Engine, RuleEventDecoder } from '@tapio/engine-v2';
-import type { RuleEvent } from '@tapio/engine-v2';
+import { RowBatch, RuleEventDecoder, V2Engine } from '@tapio/engine-v2';
+import type { EventRow, RuleEvent } from '@tapio/engine-v2';
 import type { TapioError } from '@tapio/errors';
 import { RegistryCodec } from '@tapio/events';
 import type { Result } from '@tapio/events';
@@ -33,11 +33,11 @@ export interface CorrelatorV2Options {
 const HEARTBEAT_EVERY_MS = 1000;
 
 /** A valid Avro record can still break RULES.md (empty id, type or entity name). */
-function contractProblem(e: RuleEvent): string | undefined {
-  if (e.id.length === 0) return 'id';
+function contractProblem(e: EventRow): string | undefined {
+  if (e.idIsEmpty) return 'id';
   if (e.type.length === 0) return 'type';
-  if (e.entity.kind.length === 0) return 'entity.kind';
-  if (e.entity.name.length === 0) return 'entity.name';
+  if (e.kind.length === 0) return 'entity.kind';
+  if (e.name.length === 0) return 'entity.name';
   return undefined;
 }
 
@@ -74,6 +74,10 @@ export async function startCorrelatorV2(
 
   const health = await startEngineHealth(ctx, { engine: 'v2', producer, groupId, inputTopic, window });
 
+  // Decoded rows, reused: one RowBatch per batch in flight (batches of several partitions are in
+  // flight at once and the handler awaits between records), returned here when the batch is done.
+  const freeRows: RowBatch[] = [];
+
   let lateSeen = 0;
   let running = true;
   let lastError: string | undefined;
@@ -86,16 +90,30 @@ export async function startCorrelatorV2(
     const values = messages.map((m) => m.value);
     await decoder.prepare(values);
     const offsets = messages.map((m) => m.offset);
-    // Per batch, not shared: batches of several partitions are in flight at once and this handler
-    // awaits (heartbeats) between records.
-    const events: Array<RuleEvent | null> = [];
-    const errors: Array<TapioError | null> = [];
+    const rows = freeRows.pop() ?? new RowBatch();
+    try {
+      await evaluateBatch(payload, messages, values, offsets, rows, started);
+    } finally {
+      freeRows.push(rows);
+    }
+  };
+
+  const evaluateBatch = async (
+    payload: EachBatchPayload,
+    messages: KafkaMessage[],
+    values: Array<Buffer | null>,
+    offsets: string[],
+    rows: RowBatch,
+    started: bigint,
+  ): Promise<void> => {
+    const { batch } = payload;
     const results: Result[] = [];
-    const bad = decoder.decodeBatch(values, events, errors, {
+    const bad = decoder.decodeRows(values, rows, {
       topic: batch.topic,
       partition: batch.partition,
       offsets,
     });
+    const errors: ReadonlyArray<TapioError | null> = rows.errors;
     if (bad > 0) {
       // Decide retry versus dead letter before the engine sees anything of this batch.
       const transient = errors.find((e) => e !== null && e.retriable);
@@ -110,10 +128,10 @@ export async function startCorrelatorV2(
     for (let i = 0; i < messages.length; i++, done = i) {
       if (!payload.isRunning() || payload.isStale()) break;
       const message = messages[i] as KafkaMessage;
-      const event = events[i] ?? null;
       let problem: TapioError | null = errors[i] ?? null;
-      const field = event === null ? undefined : contractProblem(event);
-      if (event === null || field !== undefined || problem !== null) {
+      const row = problem === null ? (rows.rows[i] as EventRow) : null;
+      const field = row === null ? undefined : contractProblem(row);
+      if (row === null || field !== undefined || problem !== null) {
         const code = problem?.code ?? 'INVALID_EVENT';
         const text = problem?.message ?? `empty ${field} (${batch.topic}/${batch.partition}@${message.offset})`;
         deadLetters.push({
@@ -136,15 +154,15 @@ export async function startCorrelatorV2(
       }
       const t0 = process.hrtime.bigint();
       try {
-        options.faultInjector?.(event);
+        if (options.faultInjector !== undefined) options.faultInjector(row.toEvent());
         const rules = headerText(message.headers, ROUTING_HEADERS.rules);
         const scopeKey = headerText(message.headers, ROUTING_HEADERS.scopeKey) ?? message.key?.toString();
         // Route-change handoff: while this engine warms up for the key, its detections are withheld.
         const until = headerText(message.headers, ROUTING_HEADERS.suppressUntil);
-        if (rules === undefined || scopeKey === undefined) engine.processInto(event, results);
+        if (rules === undefined || scopeKey === undefined) engine.processRowInto(row, results);
         else {
-          engine.processRoutedInto(
-            event,
+          engine.processRoutedRowInto(
+            row,
             scopeKey,
             rules.split(','),
             results,
