@@ -133,6 +133,13 @@ class RuleState {
   /** The engine's event count when the state was made. */
   readonly bornAt: number;
   readonly lanes: Lane[];
+  /**
+   * lanes[0] and lanes[1] (null for a one-lane rule), read per event without the array: its header
+   * and elements are two more cache lines per evaluation (bench/engine.ts's profile stalls on the
+   * loads of the per-key state).
+   */
+  readonly lane0: Lane;
+  readonly lane1: Lane | null;
 
   /** `owner`: a one-lane rule's lane follows it (see sharesEvents). */
   constructor(plan: RulePlan, bornAt: number, owner: Lane | null) {
@@ -141,6 +148,8 @@ class RuleState {
     this.bornAt = bornAt;
     this.lanes =
       owner === null ? plan.lanes.map((spec) => new Lane(spec)) : [new Lane(plan.lanes[0] as LaneSpec, owner)];
+    this.lane0 = this.lanes[0] as Lane;
+    this.lane1 = this.lanes.length > 1 ? (this.lanes[1] as Lane) : null;
   }
 }
 
@@ -201,6 +210,9 @@ class KeyState {
 function present(value: string | null | undefined): value is string {
   return value !== null && value !== undefined && value !== '';
 }
+
+/** Slots of the event-type cache (a power of two). */
+const TYPE_CACHE_SLOTS = 64;
 
 /** Slots of the scope-key cache (a power of two). */
 const KEY_CACHE_SLOTS = 1 << 15;
@@ -425,6 +437,10 @@ export class V2Engine {
    * and hashing it. A miss builds the string and asks `keys`, which stays the one truth.
    */
   private readonly keyCache: Array<KeyState | null> = new Array<KeyState | null>(KEY_CACHE_SLOTS).fill(null);
+  private readonly typeCacheKeys: Array<string | null> = new Array<string | null>(TYPE_CACHE_SLOTS).fill(null);
+  private readonly typeCacheCandidates: Array<readonly Candidate[] | null> = new Array<readonly Candidate[] | null>(
+    TYPE_CACHE_SLOTS,
+  ).fill(null);
   /** For the RuleEvent entry points: the event as a row. */
   private readonly scratch = new EventRow();
   private newest = -Infinity;
@@ -573,8 +589,8 @@ export class V2Engine {
   /** `process` of a decoded row, appending to `out`. */
   processRowInto(row: EventRow, out: Result[]): void {
     this.stats.events += 1;
-    const candidates = this.byType.get(row.type);
-    if (candidates !== undefined) {
+    const candidates = this.candidatesOf(row);
+    if (candidates !== null) {
       // routesFor's order: keys in order of first appearance over the catalogue, then per key the
       // rules in catalogue order.
       const keys = this.routeKeys;
@@ -658,6 +674,20 @@ export class V2Engine {
     this.stats.skippedRules += listed;
     this.suppressUntil = -Infinity;
     this.afterEvent(row.timestamp);
+  }
+
+  /**
+   * byType.get(row.type), through a small cache by the type's hash: the decoder's interned type
+   * string is then compared by pointer instead of by its characters against the Map's key.
+   */
+  private candidatesOf(row: EventRow): readonly Candidate[] | null {
+    const slot = row.hType & (TYPE_CACHE_SLOTS - 1);
+    const type = row.type;
+    if (this.typeCacheKeys[slot] === type) return this.typeCacheCandidates[slot] ?? null;
+    const candidates = this.byType.get(type) ?? null;
+    this.typeCacheKeys[slot] = type;
+    this.typeCacheCandidates[slot] = candidates;
+    return candidates;
   }
 
   /** The row's key state for one way of taking the scope key (RULES.md "Scope keys"), or null when it has none. */
@@ -778,24 +808,26 @@ export class V2Engine {
       ruleStats.lateEvents += 1;
       return;
     }
-    const lanes = state.lanes;
-    const target = lanes[laneIndex] as Lane;
+    const a = state.lane0;
+    const b = state.lane1;
+    const target = laneIndex === 0 ? a : (b as Lane);
     // A follower's event was inserted by its owner, evaluated just before for the same event.
     if (target.owner === null) target.insert(event);
     if (now > state.watermark) state.watermark = now;
     // As V1: nothing older than this can be in a non-late event's horizon.
     const evictBefore = state.watermark - this.allowedLatenessMs - rule.horizonMs;
-    let evicted = 0;
-    for (let i = 0; i < lanes.length; i++) {
-      const l = lanes[i] as Lane;
-      l.seek(now);
-      evicted += l.evictBefore(evictBefore);
+    a.seek(now);
+    let evicted = a.evictBefore(evictBefore);
+    if (b !== null) {
+      b.seek(now);
+      evicted += b.evictBefore(evictBefore);
     }
     this.stats.storedEvents += 1 - evicted;
 
     if (now < state.lastFiredAt + rule.cooldownMs) return;
     ruleStats.evaluations += 1;
-    if (plan.kind !== K_SCAN && !this.mayFire(plan, lanes, now)) return;
+    if (plan.kind !== K_SCAN && !this.mayFire(plan, a, b, now)) return;
+    const lanes = state.lanes;
 
     ruleStats.decisions += 1;
     const started = performance.now();
@@ -852,11 +884,10 @@ export class V2Engine {
    * O(1) necessary conditions of the catalogue's `decide`: false means it would return null. Only
    * exact quantities, except the running means, which are compared with FILTER_MARGIN to spare.
    */
-  private mayFire(plan: RulePlan, lanes: readonly Lane[], now: number): boolean {
-    const a = lanes[0] as Lane;
+  private mayFire(plan: RulePlan, a: Lane, b: Lane | null, now: number): boolean {
     switch (plan.kind) {
       case K_ANCHORED: {
-        const f = lanes[1] as Lane;
+        const f = b as Lane;
         return a.hi > a.lo && f.hi - f.lo >= plan.minCount;
       }
       case K_MEMORY: {
@@ -866,7 +897,7 @@ export class V2Engine {
         return limit > 0 && atLeast((a.val[j] as number) / limit, plan.minValue);
       }
       case K_THROTTLE: {
-        const t = lanes[1] as Lane;
+        const t = b as Lane;
         if (a.samples < plan.minCount || t.hi === t.lo) return false;
         if ((t.ts[t.hi - 1] as number) < now - plan.lookbackMs) return false;
         return a.sum / a.samples >= plan.minValue - FILTER_MARGIN;

@@ -28,12 +28,6 @@ export interface LaneSpec {
   readonly keepEvents: boolean;
 }
 
-/** `<namespace>/<pod>` as @tapio/rules podIdentity computes it, or null. */
-export function podOf(row: EventRow): string | null {
-  const pod = row.kind === 'pod' ? row.name : row.pod;
-  return pod !== null && pod !== '' ? `${row.namespace ?? ''}/${pod}` : null;
-}
-
 /** First index in [from, to) whose timestamp is > t. */
 export function upperBound(ts: readonly number[], from: number, to: number, t: number): number {
   let lo = from;
@@ -108,6 +102,8 @@ export class Lane {
    */
   owner: Lane | null;
   readonly followers: Lane[];
+  /** followers.length, on the lane itself: an insert then reads the array only when there are followers. */
+  followerCount: number;
   head: number;
   lo: number;
   hi: number;
@@ -133,7 +129,8 @@ export class Lane {
     this.pods = owner !== null ? owner.pods : spec.keepPods ? [] : NO_PODS;
     this.owner = owner;
     this.followers = [];
-    if (owner !== null) owner.followers.push(this);
+    this.followerCount = 0;
+    if (owner !== null) owner.followerCount = owner.followers.push(this);
     this.head = owner !== null ? owner.head : 0;
     this.lo = this.head;
     this.hi = this.head;
@@ -155,7 +152,7 @@ export class Lane {
     const len = this.ts.length;
     const v = spec.attr === null ? NaN : event.attr(spec.attr);
     const v2 = spec.attr2 === null ? NaN : event.attr(spec.attr2);
-    const pod = spec.keepPods ? podOf(event) : null;
+    const pod = spec.keepPods ? event.podIdentity : null;
     let i = len;
     if (len > this.head && (this.ts[len - 1] as number) > t) i = upperBound(this.ts, this.head, len, t);
     if (i === len) {
@@ -174,7 +171,7 @@ export class Lane {
       if (spec.keepPods) this.pods.splice(i, 0, pod);
     }
     this.shifted(i);
-    for (let f = 0; f < this.followers.length; f++) (this.followers[f] as Lane).shifted(i);
+    if (this.followerCount !== 0) for (const f of this.followers) f.shifted(i);
   }
 
   /** Keeps the cursor's contents after an insert at index i. */
@@ -207,6 +204,7 @@ export class Lane {
     this.lo -= from;
     this.hi -= from;
     owner.followers.splice(owner.followers.indexOf(this), 1);
+    owner.followerCount = owner.followers.length;
     this.owner = null;
   }
 

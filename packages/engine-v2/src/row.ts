@@ -70,7 +70,8 @@ export class EventRow {
   pod: string | null = null;
   container: string | null = null;
   service: string | null = null;
-  /** hashText of each entity field (0 for null). */
+  /** hashText of the type and of each entity field (0 for null). */
+  hType = 0;
   hNamespace = 0;
   hName = 0;
   hNode = 0;
@@ -85,6 +86,8 @@ export class EventRow {
   readonly labelVals: string[] = [];
   /** The event this row was filled from (fromEvent), or the one made by toEvent; null otherwise. */
   private event: RuleEvent | null = null;
+  /** podIdentity, once made (undefined before). */
+  private podText: string | null | undefined = undefined;
   /** Whether `event` is the caller's own (fromEvent): attributes and labels are read from it. */
   private borrowed = false;
 
@@ -113,6 +116,7 @@ export class EventRow {
     this.labelCount = 0;
     this.event = null;
     this.borrowed = false;
+    this.podText = undefined;
   }
 
   pushAttr(key: string, value: number): void {
@@ -154,6 +158,7 @@ export class EventRow {
     this.pod = e.pod ?? null;
     this.container = e.container ?? null;
     this.service = e.service ?? null;
+    this.hType = hashText(event.type ?? null);
     this.hNamespace = hashText(this.namespace);
     this.hName = hashText(e.name ?? null);
     this.hNode = hashText(this.node);
@@ -164,6 +169,21 @@ export class EventRow {
     this.labelCount = 0;
     this.event = event;
     this.borrowed = true;
+    this.podText = undefined;
+  }
+
+  /**
+   * `<namespace>/<pod>` as @tapio/rules podIdentity computes it, or null; made once per event (an
+   * event can enter several lanes that count pods).
+   */
+  get podIdentity(): string | null {
+    let text = this.podText;
+    if (text === undefined) {
+      const pod = this.kind === 'pod' ? this.name : this.pod;
+      text = pod !== null && pod !== undefined && pod !== '' ? `${this.namespace ?? ''}/${pod}` : null;
+      this.podText = text;
+    }
+    return text;
   }
 
   /**
