@@ -47,6 +47,11 @@ export const configSchema = z
         heartbeatIntervalMs: z.number().int().positive(),
         /** Batches of different partitions handled at once by one consumer (their produce waits overlap). */
         partitionsConsumedConcurrently: z.number().int().positive(),
+        /**
+         * Consumers commit acknowledged offsets in the background at most this often, never once per
+         * batch (a commit per batch cost most of a hop's latency). Also bounds the committed lag's lead.
+         */
+        commitIntervalMs: z.number().int().positive(),
       })
       .strict(),
     registry: z.object({ url: z.string().url() }).strict(),
@@ -223,6 +228,7 @@ export const DEFAULTS: Input = {
     sessionTimeoutMs: 30000,
     heartbeatIntervalMs: 3000,
     partitionsConsumedConcurrently: 4,
+    commitIntervalMs: 500,
   },
   registry: { url: 'http://127.0.0.1:8081/apis/ccompat/v7' },
   redis: { url: 'redis://127.0.0.1:6379', tls: false, tlsRejectUnauthorized: true, password: '' },

@@ -115,6 +115,9 @@ export function runService(name: string, start: ServiceStart, argv: readonly str
   );
 }
 
+export { BackgroundCommitter } from './commit';
+export { CoalescingSender } from './send';
+export type { OutRecord, TopicRecords } from './send';
 export { CallWindow, HealthReporter, consumerLag, instanceName, startEngineHealth } from './health';
 export type { EngineHealthOptions, HealthReporterOptions } from './health';
 
