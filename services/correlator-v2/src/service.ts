@@ -2,8 +2,11 @@
  * The V2 correlator: `eachBatch` on tapio.events.v2 in group tapio-v2 (shadow role:
  * tapio.events.v2.shadow in tapio-v2-shadow, results to tapio.results.shadow). A batch is decoded
  * synchronously from the message buffers (projection to the fields rules read), evaluated as a
- * whole, its results produced together with its dead letters in one request (acks=all), and only
- * then are its offsets resolved and committed. Heartbeats go out during long batches.
+ * whole, its results produced together with its dead letters (acks=all; in one request with those of
+ * the other partitions' batches finishing at the same time, CoalescingSender), and only then are its
+ * offsets resolved; resolved offsets are committed in the background at most every
+ * `kafka.commitIntervalMs` (BackgroundCommitter: a commit per batch was most of the hop's latency).
+ * Heartbeats go out during long batches.
  *
  * A registry outage is found while decoding, before any record touches the engine, and fails the
  * batch so kafkajs redelivers it: the engine never sees a record twice because of it.
@@ -16,7 +19,14 @@ import type { Result } from '@tapio/events';
 import { DLQ_HEADERS, ROUTING_HEADERS, headerText } from '@tapio/kafka';
 import type { EachBatchPayload, KafkaMessage } from '@tapio/kafka';
 import { EngineMetrics } from '@tapio/observability';
-import { CallWindow, connectConsumer, connectProducer, startEngineHealth } from '@tapio/runtime';
+import {
+  BackgroundCommitter,
+  CallWindow,
+  CoalescingSender,
+  connectConsumer,
+  connectProducer,
+  startEngineHealth,
+} from '@tapio/runtime';
 import type { RunningService, ServiceContext } from '@tapio/runtime';
 
 export interface CorrelatorV2Options {
@@ -69,8 +79,11 @@ export async function startCorrelatorV2(
   });
 
   const producer = await connectProducer(ctx);
+  // Batches of several partitions finish at once: their results share one produce request.
+  const sender = new CoalescingSender(producer);
   const consumer = await connectConsumer(ctx, groupId);
   await consumer.subscribe({ topic: inputTopic, fromBeginning: options.fromBeginning ?? true });
+  const committer = new BackgroundCommitter(consumer, config.kafka.commitIntervalMs, logger);
 
   const health = await startEngineHealth(ctx, { engine: 'v2', producer, groupId, inputTopic, window });
 
@@ -126,7 +139,7 @@ export async function startCorrelatorV2(
     // may have their offsets resolved (resolving the batch's last offset lost the rest on SIGTERM).
     let done = 0;
     for (let i = 0; i < messages.length; i++, done = i) {
-      if (!payload.isRunning() || payload.isStale()) break;
+      if (!running || !payload.isRunning() || payload.isStale()) break;
       const message = messages[i] as KafkaMessage;
       let problem: TapioError | null = errors[i] ?? null;
       const row = problem === null ? (rows.rows[i] as EventRow) : null;
@@ -192,14 +205,14 @@ export async function startCorrelatorV2(
       });
     }
     if (deadLetters.length > 0) topicMessages.push({ topic: config.topics.dlq, messages: deadLetters });
-    if (topicMessages.length > 0) await producer.sendBatch({ topicMessages, acks: -1 });
+    if (topicMessages.length > 0) await sender.send(topicMessages);
     for (const r of results) metrics.results.inc({ engine: 'v2', rule_id: r.ruleId });
 
     // Offsets only after the batch's results and dead letters are acknowledged.
     if (processed === 0) return;
     const last = messages[processed - 1] as KafkaMessage;
     payload.resolveOffset(last.offset);
-    await payload.commitOffsetsIfNecessary();
+    await committer.resolved(payload);
     await payload.heartbeat();
 
     const late = engine.stats.lateEvents;
@@ -215,8 +228,8 @@ export async function startCorrelatorV2(
   await consumer.run({
     partitionsConsumedConcurrently: config.kafka.partitionsConsumedConcurrently,
     eachBatchAutoResolve: false,
-    autoCommit: true,
-    autoCommitInterval: 1000,
+    // Not per batch: kafkajs commits after every batch when autoCommit is on (see BackgroundCommitter).
+    autoCommit: false,
     eachBatch: async (payload) => {
       try {
         await handleBatch(payload);
@@ -242,6 +255,8 @@ export async function startCorrelatorV2(
     }),
     async stop() {
       running = false;
+      // What is resolved now is committed here; a batch still running commits its own at its end.
+      await committer.stop();
       await consumer.disconnect();
       await health.report().catch(() => undefined);
       await health.stop();
