@@ -15,7 +15,7 @@ import type {
   RuleInput,
   ThrottleImpactSummary,
 } from '@tapio/rules';
-import { DISTINCT_ALL, DISTINCT_MIN_VALUE, DISTINCT_NONE, Lane, lowerBound } from './lane';
+import { DISTINCT_ALL, DISTINCT_MIN_VALUE, DISTINCT_NONE, Lane } from './lane';
 import type { LaneSpec } from './lane';
 import { asEvent } from './types';
 import { EventRow } from './row';
@@ -893,13 +893,13 @@ export class V2Engine {
       case K_MEMORY: {
         if (a.samples < plan.minCount) return false;
         const j = a.lastSample();
-        const limit = a.val2[j] as number;
-        return limit > 0 && atLeast((a.val[j] as number) / limit, plan.minValue);
+        const limit = a.v2(j);
+        return limit > 0 && atLeast(a.v(j) / limit, plan.minValue);
       }
       case K_THROTTLE: {
         const t = b as Lane;
         if (a.samples < plan.minCount || t.hi === t.lo) return false;
-        if ((t.ts[t.hi - 1] as number) < now - plan.lookbackMs) return false;
+        if (t.t(t.hi - 1) < now - plan.lookbackMs) return false;
         return a.sum / a.samples >= plan.minValue - FILTER_MARGIN;
       }
       case K_CONTENTION:
@@ -925,10 +925,10 @@ export class V2Engine {
     switch (plan.kind) {
       case K_ANCHORED: {
         const f = lanes[1] as Lane;
-        const anchorAt = a.ts[a.lo] as number;
+        const anchorAt = a.t(a.lo);
         const pods = new Set<string>();
         let followers = 0;
-        for (let i = lowerBound(f.ts, f.lo, f.hi, anchorAt); i < f.hi; i++) {
+        for (let i = f.lowerBound(f.lo, f.hi, anchorAt); i < f.hi; i++) {
           followers += 1;
           const pod = f.pods[i] ?? null;
           if (pod !== null) pods.add(pod);
@@ -940,19 +940,19 @@ export class V2Engine {
         const lsq = emptySums(now - plan.rule.windowMs, 0);
         let first = true;
         for (let i = a.lo; i < a.hi; i++) {
-          const v = a.val[i] as number;
+          const v = a.v(i);
           if (Number.isNaN(v)) continue;
           if (first) {
             lsq.originY = v;
             first = false;
           }
-          addPoint(lsq, a.ts[i] as number, v);
+          addPoint(lsq, a.t(i), v);
         }
         const j = a.lastSample();
-        const limit = a.val2[j] as number;
+        const limit = a.v2(j);
         const s: MemoryTrendSummary = {
           lsq,
-          latestUsage: a.val[j] as number,
+          latestUsage: a.v(j),
           latestLimit: Number.isNaN(limit) ? null : limit,
         };
         return plan.rule.decide(s, now);
@@ -962,7 +962,7 @@ export class V2Engine {
         const s: ThrottleImpactSummary = {
           throttleCount: a.samples,
           throttleSum: exactSum(a),
-          latestTimeoutAt: t.ts[t.hi - 1] as number,
+          latestTimeoutAt: t.t(t.hi - 1),
         };
         return plan.rule.decide(s, now);
       }
@@ -971,7 +971,7 @@ export class V2Engine {
         const j = u.lastSample();
         const s: CpuContentionSummary = {
           throttledPods: (a.podCounts as Map<string, number>).size,
-          latestNodeUsage: j === -1 ? null : (u.val[j] as number),
+          latestNodeUsage: j === -1 ? null : u.v(j),
         };
         return plan.rule.decide(s, now);
       }
@@ -981,8 +981,7 @@ export class V2Engine {
       }
       case K_COUNT: {
         let maxGapMs = 0;
-        for (let i = a.lo + 1; i < a.hi; i++)
-          maxGapMs = Math.max(maxGapMs, (a.ts[i] as number) - (a.ts[i - 1] as number));
+        for (let i = a.lo + 1; i < a.hi; i++) maxGapMs = Math.max(maxGapMs, a.t(i) - a.t(i - 1));
         const s: CountSummary = { count: a.hi - a.lo, maxGapMs };
         return plan.rule.decide(s, now);
       }
@@ -991,8 +990,7 @@ export class V2Engine {
         const s: FailureSpreadSummary = {
           failures: a.hi - a.lo,
           distinctPods: (a.podCounts as Map<string, number>).size,
-          latestPodTroubleAt:
-            trouble === null || trouble.hi === trouble.lo ? null : (trouble.ts[trouble.hi - 1] as number),
+          latestPodTroubleAt: trouble === null || trouble.hi === trouble.lo ? null : trouble.t(trouble.hi - 1),
         };
         return plan.rule.decide(s, now);
       }
@@ -1048,7 +1046,7 @@ export class V2Engine {
 function exactSum(l: Lane): number {
   let sum = 0;
   for (let i = l.lo; i < l.hi; i++) {
-    const v = l.val[i] as number;
+    const v = l.v(i);
     if (!Number.isNaN(v)) sum += v;
   }
   return sum;
@@ -1065,8 +1063,8 @@ function evidenceOf(plan: RulePlan, lanes: readonly Lane[], triggerLane: number,
   for (let li = 0; li < lanes.length; li++) {
     const l = lanes[li] as Lane;
     const last = li === triggerLane ? l.hi - 1 : -1;
-    for (let i = lowerBound(l.ts, l.lo, l.hi, from); i < l.hi; i++) {
-      inWindow.push(new EvidenceEntry(l.ts[i] as number, l.ids[i] as string, i === last));
+    for (let i = l.lowerBound(l.lo, l.hi, from); i < l.hi; i++) {
+      inWindow.push(new EvidenceEntry(l.t(i), l.ids[i] as string, i === last));
     }
   }
   inWindow.sort(byTimestampThenId);

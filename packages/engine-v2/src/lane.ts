@@ -28,25 +28,25 @@ export interface LaneSpec {
   readonly keepEvents: boolean;
 }
 
-/** First index in [from, to) whose timestamp is > t. */
-export function upperBound(ts: readonly number[], from: number, to: number, t: number): number {
+/** First index in [from, to) whose timestamp (nums[index * stride]) is > t. */
+function upperBound(nums: readonly number[], stride: number, from: number, to: number, t: number): number {
   let lo = from;
   let hi = to;
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
-    if ((ts[mid] as number) <= t) lo = mid + 1;
+    if ((nums[mid * stride] as number) <= t) lo = mid + 1;
     else hi = mid;
   }
   return lo;
 }
 
-/** First index in [from, to) whose timestamp is >= t. */
-export function lowerBound(ts: readonly number[], from: number, to: number, t: number): number {
+/** First index in [from, to) whose timestamp (nums[index * stride]) is >= t. */
+function lowerBound(nums: readonly number[], stride: number, from: number, to: number, t: number): number {
   let lo = from;
   let hi = to;
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
-    if ((ts[mid] as number) < t) lo = mid + 1;
+    if ((nums[mid * stride] as number) < t) lo = mid + 1;
     else hi = mid;
   }
   return lo;
@@ -54,7 +54,6 @@ export function lowerBound(ts: readonly number[], from: number, to: number, t: n
 
 // Shared stand-ins for the parallel arrays a lane does not use (never written: every write is guarded by
 // the spec), so a lane costs only the arrays it needs; 100k keys make that visible (bench/engine.ts).
-const NO_NUMBERS: number[] = [];
 const NO_PODS: Array<string | null> = [];
 const NO_EVENTS: RuleEvent[] = [];
 
@@ -79,6 +78,10 @@ const COMPACT_AT = 256;
  *
  * Arrays live in [head, length); the front is evicted by moving head and compacted in bulk.
  *
+ * Timestamps and measurements are one interleaved column, `nums` = [t, v, v2, t, v, v2, ...] with
+ * the lane's stride (1 + a slot per measurement), so an insert or a cursor step touches one array
+ * instead of three (bench/engine.ts's profile stalled on the loads of each array's header and tail).
+ *
  * A lane keeps ids, timestamps and the measurements it reads, not the events: a decoded event then
  * dies young, which keeps the stored state small and the garbage collector's old generation quiet
  * (bench/engine.ts: GC was the largest item of V2's profile while lanes held whole events).
@@ -89,9 +92,10 @@ export class Lane {
   ids: string[];
   /** Only when the spec keeps events. */
   events: RuleEvent[];
-  ts: number[];
-  val: number[];
-  val2: number[];
+  /** [timestamp, measurement (if attr), second measurement (if attr2)] per event. */
+  nums: number[];
+  /** Slots per event in `nums`. */
+  readonly stride: number;
   pods: Array<string | null>;
   /**
    * The lane whose arrays this one reads instead of storing its own, or null. A follower has its
@@ -123,9 +127,8 @@ export class Lane {
     this.spec = spec;
     this.ids = owner !== null ? owner.ids : [];
     this.events = owner !== null ? owner.events : spec.keepEvents ? [] : NO_EVENTS;
-    this.ts = owner !== null ? owner.ts : [];
-    this.val = owner !== null ? owner.val : spec.attr === null ? NO_NUMBERS : [];
-    this.val2 = owner !== null ? owner.val2 : spec.attr2 === null ? NO_NUMBERS : [];
+    this.nums = owner !== null ? owner.nums : [];
+    this.stride = 1 + (spec.attr === null ? 0 : 1) + (spec.attr2 === null ? 0 : 1);
     this.pods = owner !== null ? owner.pods : spec.keepPods ? [] : NO_PODS;
     this.owner = owner;
     this.followers = [];
@@ -141,7 +144,7 @@ export class Lane {
   }
 
   get stored(): number {
-    return this.ts.length - this.head;
+    return this.ids.length - this.head;
   }
 
   /** Inserts after every event with timestamp <= the new one, keeping the cursor's contents. */
@@ -149,29 +152,49 @@ export class Lane {
     const spec = this.spec;
     const t = event.timestamp;
     const id = event.id;
-    const len = this.ts.length;
-    const v = spec.attr === null ? NaN : event.attr(spec.attr);
-    const v2 = spec.attr2 === null ? NaN : event.attr(spec.attr2);
+    const stride = this.stride;
+    const nums = this.nums;
+    const len = this.ids.length;
     const pod = spec.keepPods ? event.podIdentity : null;
     let i = len;
-    if (len > this.head && (this.ts[len - 1] as number) > t) i = upperBound(this.ts, this.head, len, t);
+    if (len > this.head && (nums[(len - 1) * stride] as number) > t) i = upperBound(nums, stride, this.head, len, t);
     if (i === len) {
       this.ids.push(id);
       if (spec.keepEvents) this.events.push(event.toEvent());
-      this.ts.push(t);
-      if (spec.attr !== null) this.val.push(v);
-      if (spec.attr2 !== null) this.val2.push(v2);
+      nums.push(t);
+      if (spec.attr !== null) nums.push(event.attr(spec.attr));
+      if (spec.attr2 !== null) nums.push(event.attr(spec.attr2));
       if (spec.keepPods) this.pods.push(pod);
     } else {
       this.ids.splice(i, 0, id);
       if (spec.keepEvents) this.events.splice(i, 0, event.toEvent());
-      this.ts.splice(i, 0, t);
-      if (spec.attr !== null) this.val.splice(i, 0, v);
-      if (spec.attr2 !== null) this.val2.splice(i, 0, v2);
+      if (stride === 1) nums.splice(i, 0, t);
+      else if (stride === 2) nums.splice(i * 2, 0, t, event.attr(spec.attr as string));
+      else nums.splice(i * 3, 0, t, event.attr(spec.attr as string), event.attr(spec.attr2 as string));
       if (spec.keepPods) this.pods.splice(i, 0, pod);
     }
     this.shifted(i);
     if (this.followerCount !== 0) for (const f of this.followers) f.shifted(i);
+  }
+
+  /** Timestamp of event i. */
+  t(i: number): number {
+    return this.nums[i * this.stride] as number;
+  }
+
+  /** Measurement of event i (NaN when the event lacks it). */
+  v(i: number): number {
+    return this.nums[i * this.stride + 1] as number;
+  }
+
+  /** Second measurement of event i (R2/R3 limit_bytes). */
+  v2(i: number): number {
+    return this.nums[i * this.stride + 2] as number;
+  }
+
+  /** First index in [from, to) whose timestamp is >= t. */
+  lowerBound(from: number, to: number, t: number): number {
+    return lowerBound(this.nums, this.stride, from, to, t);
   }
 
   /** Keeps the cursor's contents after an insert at index i. */
@@ -196,9 +219,7 @@ export class Lane {
     const spec = this.spec;
     this.ids = owner.ids.slice(from);
     this.events = spec.keepEvents ? owner.events.slice(from) : NO_EVENTS;
-    this.ts = owner.ts.slice(from);
-    this.val = spec.attr === null ? NO_NUMBERS : owner.val.slice(from);
-    this.val2 = spec.attr2 === null ? NO_NUMBERS : owner.val2.slice(from);
+    this.nums = owner.nums.slice(from * this.stride);
     this.pods = spec.keepPods ? owner.pods.slice(from) : NO_PODS;
     this.head = 0;
     this.lo -= from;
@@ -210,13 +231,17 @@ export class Lane {
 
   /** Moves the cursor to the events with now - span <= t <= now. */
   seek(now: number): void {
-    const ts = this.ts;
-    const len = ts.length;
+    const nums = this.nums;
+    const stride = this.stride;
+    const len = this.ids.length;
     const from = now - this.spec.spanMs;
-    const hiT = len === this.head || (ts[len - 1] as number) <= now ? len : upperBound(ts, this.head, len, now);
+    const hiT =
+      len === this.head || (nums[(len - 1) * stride] as number) <= now
+        ? len
+        : upperBound(nums, stride, this.head, len, now);
     let loT = this.lo;
-    while (loT < len && (ts[loT] as number) < from) loT += 1;
-    while (loT > this.head && (ts[loT - 1] as number) >= from) loT -= 1;
+    while (loT < len && (nums[loT * stride] as number) < from) loT += 1;
+    while (loT > this.head && (nums[(loT - 1) * stride] as number) >= from) loT -= 1;
     // Grow first, then shrink, so that lo <= hi throughout (loT <= hiT).
     while (this.hi < hiT) this.add(this.hi++);
     while (this.lo > loT) this.add(--this.lo);
@@ -229,19 +254,19 @@ export class Lane {
    * `seek(now)` with now >= t + span every event older than t lies before the cursor.
    */
   evictBefore(t: number): number {
-    const ts = this.ts;
+    const nums = this.nums;
+    const stride = this.stride;
     const start = this.head;
     let head = start;
-    while (head < this.lo && (ts[head] as number) < t) head += 1;
+    while (head < this.lo && (nums[head * stride] as number) < t) head += 1;
     this.head = head;
-    if (this.owner === null && head >= COMPACT_AT && head * 2 >= ts.length) this.compact();
+    if (this.owner === null && head >= COMPACT_AT && head * 2 >= this.ids.length) this.compact();
     return head - start;
   }
 
   /** Index of the last event in [lo, hi) with a finite measurement, or -1. */
   lastSample(): number {
-    const val = this.val;
-    for (let i = this.hi - 1; i >= this.lo; i--) if (!Number.isNaN(val[i])) return i;
+    for (let i = this.hi - 1; i >= this.lo; i--) if (!Number.isNaN(this.v(i))) return i;
     return -1;
   }
 
@@ -251,9 +276,7 @@ export class Lane {
     if (n === 0) return;
     dropFront(this.ids, n);
     if (this.spec.keepEvents) dropFront(this.events, n);
-    dropFront(this.ts, n);
-    if (this.spec.attr !== null) dropFront(this.val, n);
-    if (this.spec.attr2 !== null) dropFront(this.val2, n);
+    dropFront(this.nums, n * this.stride);
     if (this.spec.keepPods) dropFront(this.pods, n);
     this.head -= n;
     this.lo -= n;
@@ -269,7 +292,7 @@ export class Lane {
   private add(i: number): void {
     const spec = this.spec;
     if (spec.attr !== null) {
-      const v = this.val[i] as number;
+      const v = this.nums[i * this.stride + 1] as number;
       if (!Number.isNaN(v)) {
         this.samples += 1;
         this.sum += v;
@@ -279,7 +302,7 @@ export class Lane {
     const counts = this.podCounts;
     if (counts !== null) {
       const pod = this.pods[i] ?? null;
-      if (pod !== null && (spec.distinct === DISTINCT_ALL || (this.val[i] as number) >= spec.distinctMin)) {
+      if (pod !== null && (spec.distinct === DISTINCT_ALL || this.v(i) >= spec.distinctMin)) {
         counts.set(pod, (counts.get(pod) ?? 0) + 1);
       }
     }
@@ -288,7 +311,7 @@ export class Lane {
   private remove(i: number): void {
     const spec = this.spec;
     if (spec.attr !== null) {
-      const v = this.val[i] as number;
+      const v = this.nums[i * this.stride + 1] as number;
       if (!Number.isNaN(v)) {
         this.samples -= 1;
         // An empty window restarts the sum at an exact zero, so rounding never accumulates.
@@ -299,7 +322,7 @@ export class Lane {
     const counts = this.podCounts;
     if (counts !== null) {
       const pod = this.pods[i] ?? null;
-      if (pod !== null && (spec.distinct === DISTINCT_ALL || (this.val[i] as number) >= spec.distinctMin)) {
+      if (pod !== null && (spec.distinct === DISTINCT_ALL || this.v(i) >= spec.distinctMin)) {
         const c = counts.get(pod) ?? 0;
         if (c <= 1) counts.delete(pod);
         else counts.set(pod, c - 1);
