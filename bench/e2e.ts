@@ -30,11 +30,14 @@
  *             summarise with `node bench/dist/cpu-profile.js DIR/v2.cpuprofile`
  * Needs `npm run stack:up`. Writes bench/results/e2e.json (e2e-quick.json with --quick).
  */
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector';
 import { cpus, totalmem } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
 import { performance } from 'node:perf_hooks';
 import { Presets, SingleBar } from 'cli-progress';
 import { loadConfig } from '@tapio/config';
@@ -239,6 +242,67 @@ function startBar(phase: string, total: number): SingleBar {
   );
   bar.start(total, 0);
   return bar;
+}
+
+/** A service running as its own process (its own event loop), as deployed; `health()` reads its /healthz. */
+interface ChildService {
+  health(): Promise<Record<string, unknown>>;
+  stop(): Promise<void>;
+}
+
+const REPO = resolve(__dirname, '..', '..');
+
+/**
+ * Starts `services/<dir>/dist/main.js` with the config in TAPIO_* variables (packages/config) and
+ * waits for its "started" log line, which carries its /healthz address (http.port 0: a free port).
+ */
+async function spawnService(name: string, dir: string, env: Record<string, string>): Promise<ChildService> {
+  const child: ChildProcess = spawn(process.execPath, [join(REPO, 'services', dir, 'dist', 'main.js')], {
+    env: { ...process.env, TAPIO_HTTP__PORT: '0', TAPIO_LOG__LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  let stderr = '';
+  child.stderr?.on('data', (d: Buffer) => {
+    stderr = (stderr + d.toString()).slice(-4000);
+  });
+  const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
+  const healthUrl = await new Promise<string>((resolveUrl, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${name}: not started within 60 s\n${stderr}`)), 60_000);
+    void exited.then((code) => reject(new Error(`${name} exited (${code}) before starting\n${stderr}`)));
+    lines.on('line', (line) => {
+      if (!line.includes('"health"')) return;
+      try {
+        const { health } = JSON.parse(line) as { health?: string };
+        if (health !== undefined) {
+          clearTimeout(timer);
+          resolveUrl(health);
+        }
+      } catch {
+        // not a JSON log line
+      }
+    });
+  });
+  // Keep draining its log (a full pipe would block the child); warnings and errors go to our stderr.
+  lines.on('line', (line) => {
+    if (/"level":(40|50|60)/.test(line)) process.stderr.write(`[${name}] ${line}\n`);
+  });
+  return {
+    async health() {
+      const res = await fetch(healthUrl);
+      return (await res.json()) as Record<string, unknown>;
+    },
+    async stop() {
+      if (child.exitCode !== null) return;
+      child.kill('SIGTERM');
+      const code = await Promise.race([exited, sleep(30_000).then(() => 'timeout' as const)]);
+      if (code === 'timeout') {
+        child.kill('SIGKILL');
+        throw new Error(`${name}: no clean stop within 30 s`);
+      }
+      if (code !== 0) throw new Error(`${name} stopped with code ${String(code)}\n${stderr}`);
+    },
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -483,10 +547,13 @@ async function runLatency(ctx: Context, rate: number, eventsPerInstance: number)
   // Diagnostic: when the router produced each trigger's first routed record (its CreateTime).
   const routedAt = new Map<string, number>();
   const routedValues: { at: number; value: Buffer }[] = [];
+  // The readers commit nothing: kafkajs with autoCommit commits after every batch, which would
+  // hold up their next fetch (a reader with a commit per batch adds ~70 ms, single-hop harness).
   const routedReader = ctx.kafka.consumer({ groupId: `${readerGroup}-routed` });
   await routedReader.connect();
   await routedReader.subscribe({ topic: routedTopic, fromBeginning: true });
   await routedReader.run({
+    autoCommit: false,
     eachBatch: ({ batch }) => {
       for (const m of batch.messages)
         if (m.value !== null) routedValues.push({ at: Number(m.timestamp), value: m.value });
@@ -497,6 +564,7 @@ async function runLatency(ctx: Context, rate: number, eventsPerInstance: number)
   await reader.connect();
   await reader.subscribe({ topic: results, fromBeginning: true });
   await reader.run({
+    autoCommit: false,
     eachBatch: ({ batch }) => {
       const at = Date.now();
       for (const m of batch.messages) {
@@ -505,30 +573,40 @@ async function runLatency(ctx: Context, rate: number, eventsPerInstance: number)
       return Promise.resolve();
     },
   });
-  const router = await startService(
-    'router',
-    (c) =>
-      startRouter(c, {
-        inputTopic: raw,
-        v2Topic: routedTopic,
-        v1Topic: ctx.v1Sink,
-        shadowTopic: ctx.shadowSink,
-        controlTopic: ctx.controlTopic,
-        groupId: routerGroup,
-      }),
-    serviceOptions(ctx, 'router'),
-  );
-  const v2 = await startService(
-    'correlator-v2',
-    (c) => startCorrelatorV2(c, { inputTopic: routedTopic, outputTopic: results, groupId: v2Group }),
-    serviceOptions(ctx, 'correlator-v2'),
-  );
+  // Router and V2 each in its own process, configured as deployed (TAPIO_* variables), so neither
+  // shares an event loop with the other, with the producer or with the readers.
+  const common = {
+    TAPIO_TOPICS__CONTROL: ctx.controlTopic,
+    TAPIO_TOPICS__HEALTH: ctx.config.topics.health,
+    TAPIO_TOPICS__DLQ: ctx.config.topics.dlq,
+  };
+  const started: ChildService[] = [];
+  const spawnTracked = async (name: string, env: Record<string, string>): Promise<ChildService> => {
+    const child = await spawnService(name, name, { ...common, ...env });
+    started.push(child);
+    return child;
+  };
   const sink = new EventSink(ctx.config, ctx.kafka, raw);
   await sink.open();
   const bar = startBar('latency run (router + V2)', Math.round(rate * LATENCY_SECONDS));
   let summary;
   let routedRecords = 0;
   try {
+    const [, v2] = await Promise.all([
+      spawnTracked('router', {
+        TAPIO_TOPICS__EVENTS: raw,
+        TAPIO_TOPICS__EVENTSV2: routedTopic,
+        TAPIO_TOPICS__EVENTSV1: ctx.v1Sink,
+        TAPIO_TOPICS__EVENTSV2SHADOW: ctx.shadowSink,
+        TAPIO_GROUPS__ROUTER: routerGroup,
+      }),
+      spawnTracked('correlator-v2', {
+        TAPIO_CORRELATOR__ROLE: 'primary',
+        TAPIO_TOPICS__EVENTSV2: routedTopic,
+        TAPIO_TOPICS__RESULTS: results,
+        TAPIO_GROUPS__V2: v2Group,
+      }),
+    ]);
     await waitStable(ctx.admin, [routerGroup, v2Group, readerGroup, `${readerGroup}-routed`]);
     let i = 0;
     const events = stream.events;
@@ -558,7 +636,7 @@ async function runLatency(ctx: Context, rate: number, eventsPerInstance: number)
     let deadline = Date.now() + STALL_MS;
     let seen = -1;
     for (;;) {
-      const h = v2.service.health();
+      const h = await v2.health();
       if (Number(h['events']) >= routedRecords && arrivals.length >= Number(h['results'])) break;
       // A backlog (offered load above capacity) drains for as long as it makes progress.
       if (Number(h['events']) !== seen) {
@@ -571,7 +649,7 @@ async function runLatency(ctx: Context, rate: number, eventsPerInstance: number)
   } finally {
     bar.stop();
     await sink.close();
-    await Promise.all([router.shutdown('bench done'), v2.shutdown('bench done')]);
+    await Promise.all(started.map((c) => c.stop()));
     await reader.disconnect();
     await routedReader.disconnect();
     await ctx.admin.deleteGroups([routerGroup, v2Group, readerGroup, `${readerGroup}-routed`]).catch(() => undefined);
