@@ -98,6 +98,11 @@ const STREAM: StreamOptions = {
 /** Latency stream: scenario-heavy, so detections come at a modest rate (about one per 50 events). */
 const LATENCY_NOISE_SHARE = 0.5;
 const LATENCY_SECONDS = quick ? 6 : 20;
+/**
+ * Produced before the measured window, results left out: the services run in fresh processes, and a
+ * deployed service is warm (JIT-compiled code paths, connections, metadata).
+ */
+const LATENCY_WARMUP_SECONDS = quick ? 2 : 5;
 /** A phase that makes no progress for this long is reported as stuck. */
 const STALL_MS = 60_000;
 const POLL_MS = 5;
@@ -515,11 +520,14 @@ interface LatencyReport {
    * trigger produced -> its routed record produced by the router -> result produced by V2 -> result read.
    */
   stagesMs: { router: Stage; v2: Stage; read: Stage };
+  /** Seconds produced before the measured window (their results are left out). */
+  warmupSeconds: number;
+  maxMsBySecond: number[];
 }
 
 /** Router + V2 on fresh topics; events produced at `rate`; per result, trigger produce -> result arrival. */
 async function runLatency(ctx: Context, rate: number, eventsPerInstance: number): Promise<LatencyReport> {
-  const needed = Math.ceil(rate * LATENCY_SECONDS * 1.1) + 1000;
+  const needed = Math.ceil(rate * (LATENCY_WARMUP_SECONDS + LATENCY_SECONDS) * 1.1) + 1000;
   const instances = Math.max(
     1,
     Math.ceil((needed * (1 - LATENCY_NOISE_SHARE)) / eventsPerInstance / listScenarios().length),
@@ -588,9 +596,10 @@ async function runLatency(ctx: Context, rate: number, eventsPerInstance: number)
   };
   const sink = new EventSink(ctx.config, ctx.kafka, raw);
   await sink.open();
-  const bar = startBar('latency run (router + V2)', Math.round(rate * LATENCY_SECONDS));
+  const bar = startBar('latency run (router + V2)', Math.round(rate * (LATENCY_WARMUP_SECONDS + LATENCY_SECONDS)));
   let summary;
   let routedRecords = 0;
+  let measureFrom = Infinity;
   try {
     const [, v2] = await Promise.all([
       spawnTracked('router', {
@@ -610,6 +619,7 @@ async function runLatency(ctx: Context, rate: number, eventsPerInstance: number)
     await waitStable(ctx.admin, [routerGroup, v2Group, readerGroup, `${readerGroup}-routed`]);
     let i = 0;
     const events = stream.events;
+    measureFrom = Date.now() + LATENCY_WARMUP_SECONDS * 1000;
     summary = await produceAtRate(
       () => {
         const e = events[i++];
@@ -625,7 +635,7 @@ async function runLatency(ctx: Context, rate: number, eventsPerInstance: number)
       },
       {
         rate,
-        durationMs: LATENCY_SECONDS * 1000,
+        durationMs: (LATENCY_WARMUP_SECONDS + LATENCY_SECONDS) * 1000,
         maxBatch: 2000,
         ticksPerSecond: 100,
         onBatch: (_, total) => bar.update(total),
@@ -659,6 +669,8 @@ async function runLatency(ctx: Context, rate: number, eventsPerInstance: number)
   const stageRouter: number[] = [];
   const stageV2: number[] = [];
   const stageRead: number[] = [];
+  /** Per second of the measured window (by trigger send time): the slowest result's latency. */
+  const timeline: number[] = [];
   for (const rv of routedValues) {
     const e = await ctx.codec.decode<Event>(rv.value);
     if (!routedAt.has(e.id)) routedAt.set(e.id, rv.at);
@@ -666,8 +678,10 @@ async function runLatency(ctx: Context, rate: number, eventsPerInstance: number)
   for (const a of arrivals) {
     const r = await ctx.codec.decode<Result>(a.value);
     const sent = sentAt.get(r.triggerEventId);
-    if (sent === undefined) continue;
+    if (sent === undefined || sent < measureFrom) continue;
     latencies.push(a.at - sent);
+    const second = Math.floor((sent - measureFrom) / 1000);
+    timeline[second] = Math.max(timeline[second] ?? 0, a.at - sent);
     const routed = routedAt.get(r.triggerEventId) ?? NaN;
     stageRouter.push(routed - sent);
     stageV2.push(a.producedAt - routed);
@@ -692,6 +706,8 @@ async function runLatency(ctx: Context, rate: number, eventsPerInstance: number)
     p99Ms: percentile(latencies, 99),
     maxMs: latencies.length > 0 ? (latencies[latencies.length - 1] as number) : NaN,
     stagesMs: { router: stage(stageRouter), v2: stage(stageV2), read: stage(stageRead) },
+    warmupSeconds: LATENCY_WARMUP_SECONDS,
+    maxMsBySecond: Array.from(timeline, (x) => x ?? 0),
   };
 }
 
@@ -911,7 +927,7 @@ async function main(): Promise<void> {
     for (const { basis, report: l } of latencies) {
       lines.push(
         `latency at ${basis} (router + V2, ${l.offeredEventsPerSecond} events/s offered, ${l.achievedEventsPerSecond} reached, ` +
-          `${l.events} events, ${l.results} results, ${l.matched} matched): ` +
+          `${l.events} events, ${l.results} results, ${l.matched} matched after a ${l.warmupSeconds} s warm-up): ` +
           `p50 ${l.p50Ms} ms, p90 ${l.p90Ms} ms, p99 ${l.p99Ms} ms, max ${l.maxMs} ms; stages p50/p99: ` +
           `to router out ${l.stagesMs.router.p50}/${l.stagesMs.router.p99} ms, ` +
           `V2 ${l.stagesMs.v2.p50}/${l.stagesMs.v2.p99} ms, read ${l.stagesMs.read.p50}/${l.stagesMs.read.p99} ms`,
