@@ -626,7 +626,7 @@ export class V2Engine {
         }
       }
     }
-    this.afterEvent(row.timestamp);
+    this.afterEvent(row);
   }
 
   /** `processRouted` of a decoded row, appending to `out`. */
@@ -639,7 +639,7 @@ export class V2Engine {
   ): void {
     this.stats.events += 1;
     this.suppressUntil = suppressUntil;
-    const key = this.keyFor(scope, row.timestamp);
+    const key = this.keyFor(scope, row);
     const stamp = ++this.stamp;
     let listed = 0;
     for (let i = 0; i < ruleIds.length; i++) {
@@ -673,7 +673,7 @@ export class V2Engine {
     // Listed rules that do not read this event (type or kind), as V1 counts them.
     this.stats.skippedRules += listed;
     this.suppressUntil = -Infinity;
-    this.afterEvent(row.timestamp);
+    this.afterEvent(row);
   }
 
   /**
@@ -692,7 +692,6 @@ export class V2Engine {
 
   /** The row's key state for one way of taking the scope key (RULES.md "Scope keys"), or null when it has none. */
   private keyOfRow(code: number, row: EventRow): KeyState | null {
-    const t = row.timestamp;
     const ns = row.namespace;
     switch (code) {
       case S_CONTAINER: {
@@ -702,7 +701,7 @@ export class V2Engine {
         const container = own ? row.name : row.container;
         if (!present(pod) || !present(container)) return null;
         const slot = keySlot(code, row.hNamespace, row.hPod, own ? row.hName : row.hContainer);
-        return this.cachedKey(code, ns, pod, container, slot, t);
+        return this.cachedKey(code, ns, pod, container, slot, row);
       }
       case S_POD: {
         if (!present(ns)) return null;
@@ -716,26 +715,26 @@ export class V2Engine {
           pod,
           null,
           keySlot(code, row.hNamespace, fromName ? row.hName : row.hPod, 0),
-          t,
+          row,
         );
       }
       case S_NODE: {
         const fromName = row.kind === 'node';
         const node = fromName ? row.name : row.node;
         if (!present(node)) return null;
-        return this.cachedKey(code, node, null, null, keySlot(code, fromName ? row.hName : row.hNode, 0, 0), t);
+        return this.cachedKey(code, node, null, null, keySlot(code, fromName ? row.hName : row.hNode, 0, 0), row);
       }
       case S_NAMESPACE:
         if (!present(ns)) return null;
-        return this.cachedKey(code, ns, null, null, keySlot(code, row.hNamespace, 0, 0), t);
+        return this.cachedKey(code, ns, null, null, keySlot(code, row.hNamespace, 0, 0), row);
       case S_SERVICE: {
         const service = row.service;
         if (!present(ns) || !present(service)) return null;
-        return this.cachedKey(code, ns, service, null, keySlot(code, row.hNamespace, row.hService, 0), t);
+        return this.cachedKey(code, ns, service, null, keySlot(code, row.hNamespace, row.hService, 0), row);
       }
       default: {
         const scope = destinationKey(row.label('destination'));
-        return scope === null ? null : this.keyFor(scope, t);
+        return scope === null ? null : this.keyFor(scope, row);
       }
     }
   }
@@ -747,11 +746,11 @@ export class V2Engine {
     p2: string | null,
     p3: string | null,
     slot: number,
-    timestamp: number,
+    row: EventRow,
   ): KeyState {
     const cached = this.keyCache[slot] ?? null;
     if (cached !== null && cached.code === code && cached.p1 === p1 && cached.p2 === p2 && cached.p3 === p3) {
-      if (timestamp > cached.newest) cached.newest = timestamp;
+      if (row.timestamp > cached.newest) cached.newest = row.timestamp;
       return cached;
     }
     // The strings of @tapio/rules scopeKey.
@@ -761,7 +760,7 @@ export class V2Engine {
     else if (code === S_NODE) scope = `node/${p1}`;
     else if (code === S_NAMESPACE) scope = `namespace/${p1}`;
     else scope = `service/${p1}/${p2 as string}`;
-    const key = this.keyFor(scope, timestamp);
+    const key = this.keyFor(scope, row);
     key.code = code;
     key.p1 = p1;
     key.p2 = p2;
@@ -771,7 +770,8 @@ export class V2Engine {
     return key;
   }
 
-  private keyFor(scope: string, timestamp: number): KeyState {
+  private keyFor(scope: string, row: EventRow): KeyState {
+    const timestamp = row.timestamp;
     let key = this.keys.get(scope);
     if (key === undefined) {
       key = new KeyState(scope, timestamp, this.plans.length);
@@ -814,19 +814,14 @@ export class V2Engine {
     // A follower's event was inserted by its owner, evaluated just before for the same event.
     if (target.owner === null) target.insert(event);
     if (now > state.watermark) state.watermark = now;
-    // As V1: nothing older than this can be in a non-late event's horizon.
-    const evictBefore = state.watermark - this.allowedLatenessMs - rule.horizonMs;
-    a.seek(now);
-    let evicted = a.evictBefore(evictBefore);
-    if (b !== null) {
-      b.seek(now);
-      evicted += b.evictBefore(evictBefore);
-    }
+    // As V1: nothing older than watermark - lateness - horizon can be in a non-late event's horizon.
+    let evicted = a.advance(event, state, this.allowedLatenessMs, rule.horizonMs);
+    if (b !== null) evicted += b.advance(event, state, this.allowedLatenessMs, rule.horizonMs);
     this.stats.storedEvents += 1 - evicted;
 
     if (now < state.lastFiredAt + rule.cooldownMs) return;
     ruleStats.evaluations += 1;
-    if (plan.kind !== K_SCAN && !this.mayFire(plan, a, b, now)) return;
+    if (plan.kind !== K_SCAN && !this.mayFire(plan, a, b, event)) return;
     const lanes = state.lanes;
 
     ruleStats.decisions += 1;
@@ -884,7 +879,7 @@ export class V2Engine {
    * O(1) necessary conditions of the catalogue's `decide`: false means it would return null. Only
    * exact quantities, except the running means, which are compared with FILTER_MARGIN to spare.
    */
-  private mayFire(plan: RulePlan, a: Lane, b: Lane | null, now: number): boolean {
+  private mayFire(plan: RulePlan, a: Lane, b: Lane | null, row: EventRow): boolean {
     switch (plan.kind) {
       case K_ANCHORED: {
         const f = b as Lane;
@@ -899,7 +894,7 @@ export class V2Engine {
       case K_THROTTLE: {
         const t = b as Lane;
         if (a.samples < plan.minCount || t.hi === t.lo) return false;
-        if (t.t(t.hi - 1) < now - plan.lookbackMs) return false;
+        if (t.t(t.hi - 1) < row.timestamp - plan.lookbackMs) return false;
         return a.sum / a.samples >= plan.minValue - FILTER_MARGIN;
       }
       case K_CONTENTION:
@@ -1017,7 +1012,8 @@ export class V2Engine {
   }
 
   /** V1's idle-key policy, step for step, so that both engines forget the same state at the same time. */
-  private afterEvent(timestamp: number): void {
+  private afterEvent(row: EventRow): void {
+    const timestamp = row.timestamp;
     if (timestamp > this.newest) this.newest = timestamp;
     if (this.newest - this.lastSweepAt < SWEEP_INTERVAL_MS) return;
     this.lastSweepAt = this.newest;

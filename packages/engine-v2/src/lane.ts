@@ -28,8 +28,13 @@ export interface LaneSpec {
   readonly keepEvents: boolean;
 }
 
-/** First index in [from, to) whose timestamp (nums[index * stride]) is > t. */
-function upperBound(nums: readonly number[], stride: number, from: number, to: number, t: number): number {
+/**
+ * First index in [from, to) whose timestamp (nums[index * stride]) is > the row's. The row, not its
+ * timestamp: a double passed to a call that is not inlined is a heap number per call, and the
+ * bench/engine.ts allocation profile had those among V2's largest items.
+ */
+function upperBound(nums: readonly number[], stride: number, from: number, to: number, row: EventRow): number {
+  const t = row.timestamp;
   let lo = from;
   let hi = to;
   while (lo < hi) {
@@ -57,10 +62,21 @@ function lowerBound(nums: readonly number[], stride: number, from: number, to: n
 const NO_PODS: Array<string | null> = [];
 const NO_EVENTS: RuleEvent[] = [];
 
-/** Drops the first n slots in place; splice(0, n) would allocate an array of the dropped slots. */
-function dropFront<T>(xs: T[], n: number): void {
-  xs.copyWithin(0, n);
-  xs.length -= n;
+/**
+ * Drops the first n of `size` slots in place. The array keeps its length (the slots past the new
+ * size are stale and get overwritten by the next inserts): shortening it would make V8 trim its
+ * backing store, and the next inserts grow it again by copying (bench/engine.ts allocation profile:
+ * that regrowth was a fifth of V2's allocated bytes). splice(0, n) would allocate the dropped slots.
+ */
+function dropFront<T>(xs: T[], n: number, size: number): void {
+  xs.copyWithin(0, n, size);
+}
+
+/** A finite measurement of the row, or NaN; inline, so that no heap number is made per call. */
+function measureAt(row: EventRow, key: string): number {
+  const j = row.attrIndex(key);
+  const v = j < 0 ? NaN : (row.attrVals[j] as number);
+  return Number.isFinite(v) ? v : NaN;
 }
 
 /** Evicted slots are dropped from the arrays once this many have piled up at the front. */
@@ -69,14 +85,15 @@ const COMPACT_AT = 256;
 /**
  * The events of one rule, one scope key and some of the rule's input types, sorted by timestamp with
  * equal timestamps in arrival order (as V1's store), plus running aggregates over a cursor window
- * [lo, hi) of it. `seek(now)` moves the cursor to the events with now - span <= t <= now.
+ * [lo, hi) of it. `advance` moves the cursor to the events with now - span <= t <= now.
  *
  * In order (now = the newest timestamp), the cursor only moves forward and every event enters and
  * leaves the aggregates once: O(1) amortised per event. An out-of-order event moves the cursor back
  * by the events it skips, and the next in-order event moves it forward again; the allowed lateness
  * bounds that distance. An insert before the tail is a splice (out-of-order events only).
  *
- * Arrays live in [head, length); the front is evicted by moving head and compacted in bulk.
+ * Arrays live in [head, size) (the owner's size for a follower; slots past it are stale); the front is
+ * evicted by moving head and compacted in bulk.
  *
  * Timestamps and measurements are one interleaved column, `nums` = [t, v, v2, t, v, v2, ...] with
  * the lane's stride (1 + a slot per measurement), so an insert or a cursor step touches one array
@@ -108,6 +125,8 @@ export class Lane {
   readonly followers: Lane[];
   /** followers.length, on the lane itself: an insert then reads the array only when there are followers. */
   followerCount: number;
+  /** Slots in use (an owner's; a follower reads its owner's). */
+  size: number;
   head: number;
   lo: number;
   hi: number;
@@ -134,6 +153,7 @@ export class Lane {
     this.followers = [];
     this.followerCount = 0;
     if (owner !== null) owner.followerCount = owner.followers.push(this);
+    this.size = 0;
     this.head = owner !== null ? owner.head : 0;
     this.lo = this.head;
     this.hi = this.head;
@@ -144,7 +164,13 @@ export class Lane {
   }
 
   get stored(): number {
-    return this.ids.length - this.head;
+    return this.count() - this.head;
+  }
+
+  /** Slots in use: its own, or its owner's. */
+  private count(): number {
+    const owner = this.owner;
+    return owner === null ? this.size : owner.size;
   }
 
   /** Inserts after every event with timestamp <= the new one, keeping the cursor's contents. */
@@ -154,17 +180,27 @@ export class Lane {
     const id = event.id;
     const stride = this.stride;
     const nums = this.nums;
-    const len = this.ids.length;
+    const len = this.size;
     const pod = spec.keepPods ? event.podIdentity : null;
     let i = len;
-    if (len > this.head && (nums[(len - 1) * stride] as number) > t) i = upperBound(nums, stride, this.head, len, t);
-    if (i === len) {
+    if (len > this.head && (nums[(len - 1) * stride] as number) > t)
+      i = upperBound(nums, stride, this.head, len, event);
+    if (i === len && this.ids.length === len) {
       this.ids.push(id);
       if (spec.keepEvents) this.events.push(event.toEvent());
       nums.push(t);
-      if (spec.attr !== null) nums.push(event.attr(spec.attr));
-      if (spec.attr2 !== null) nums.push(event.attr(spec.attr2));
+      if (spec.attr !== null) nums.push(measureAt(event, spec.attr));
+      if (spec.attr2 !== null) nums.push(measureAt(event, spec.attr2));
       if (spec.keepPods) this.pods.push(pod);
+    } else if (i === len) {
+      // Over a stale slot (see dropFront).
+      this.ids[i] = id;
+      if (spec.keepEvents) this.events[i] = event.toEvent();
+      const k = i * stride;
+      nums[k] = t;
+      if (spec.attr !== null) nums[k + 1] = measureAt(event, spec.attr);
+      if (spec.attr2 !== null) nums[k + 2] = measureAt(event, spec.attr2);
+      if (spec.keepPods) this.pods[i] = pod;
     } else {
       this.ids.splice(i, 0, id);
       if (spec.keepEvents) this.events.splice(i, 0, event.toEvent());
@@ -173,6 +209,7 @@ export class Lane {
       else nums.splice(i * 3, 0, t, event.attr(spec.attr as string), event.attr(spec.attr2 as string));
       if (spec.keepPods) this.pods.splice(i, 0, pod);
     }
+    this.size = len + 1;
     this.shifted(i);
     if (this.followerCount !== 0) for (const f of this.followers) f.shifted(i);
   }
@@ -216,11 +253,13 @@ export class Lane {
     const owner = this.owner;
     if (owner === null) return;
     const from = this.head;
+    const size = owner.size;
     const spec = this.spec;
-    this.ids = owner.ids.slice(from);
-    this.events = spec.keepEvents ? owner.events.slice(from) : NO_EVENTS;
-    this.nums = owner.nums.slice(from * this.stride);
-    this.pods = spec.keepPods ? owner.pods.slice(from) : NO_PODS;
+    this.ids = owner.ids.slice(from, size);
+    this.events = spec.keepEvents ? owner.events.slice(from, size) : NO_EVENTS;
+    this.nums = owner.nums.slice(from * this.stride, size * this.stride);
+    this.pods = spec.keepPods ? owner.pods.slice(from, size) : NO_PODS;
+    this.size = size - from;
     this.head = 0;
     this.lo -= from;
     this.hi -= from;
@@ -229,16 +268,22 @@ export class Lane {
     this.owner = null;
   }
 
-  /** Moves the cursor to the events with now - span <= t <= now. */
-  seek(now: number): void {
+  /**
+   * Moves the cursor to the events with now - span <= t <= now (now: the row's timestamp), then
+   * drops the stored events older than `state.watermark - latenessMs - horizonMs` that lie before
+   * the cursor (with now >= that + span, every such event does); returns how many it dropped. The
+   * doubles are read here rather than passed (see upperBound).
+   */
+  advance(row: EventRow, state: { readonly watermark: number }, latenessMs: number, horizonMs: number): number {
     const nums = this.nums;
     const stride = this.stride;
-    const len = this.ids.length;
+    const len = this.count();
+    const now = row.timestamp;
     const from = now - this.spec.spanMs;
     const hiT =
       len === this.head || (nums[(len - 1) * stride] as number) <= now
         ? len
-        : upperBound(nums, stride, this.head, len, now);
+        : upperBound(nums, stride, this.head, len, row);
     let loT = this.lo;
     while (loT < len && (nums[loT * stride] as number) < from) loT += 1;
     while (loT > this.head && (nums[(loT - 1) * stride] as number) >= from) loT -= 1;
@@ -247,20 +292,13 @@ export class Lane {
     while (this.lo > loT) this.add(--this.lo);
     while (this.lo < loT) this.remove(this.lo++);
     while (this.hi > hiT) this.remove(--this.hi);
-  }
 
-  /**
-   * Drops stored events older than t that lie before the cursor; returns how many. After
-   * `seek(now)` with now >= t + span every event older than t lies before the cursor.
-   */
-  evictBefore(t: number): number {
-    const nums = this.nums;
-    const stride = this.stride;
+    const t = state.watermark - latenessMs - horizonMs;
     const start = this.head;
     let head = start;
     while (head < this.lo && (nums[head * stride] as number) < t) head += 1;
     this.head = head;
-    if (this.owner === null && head >= COMPACT_AT && head * 2 >= this.ids.length) this.compact();
+    if (this.owner === null && head >= COMPACT_AT && head * 2 >= len) this.compact();
     return head - start;
   }
 
@@ -274,10 +312,12 @@ export class Lane {
     let n = this.head;
     for (let f = 0; f < this.followers.length; f++) n = Math.min(n, (this.followers[f] as Lane).head);
     if (n === 0) return;
-    dropFront(this.ids, n);
-    if (this.spec.keepEvents) dropFront(this.events, n);
-    dropFront(this.nums, n * this.stride);
-    if (this.spec.keepPods) dropFront(this.pods, n);
+    const size = this.size;
+    dropFront(this.ids, n, size);
+    if (this.spec.keepEvents) dropFront(this.events, n, size);
+    dropFront(this.nums, n * this.stride, size * this.stride);
+    if (this.spec.keepPods) dropFront(this.pods, n, size);
+    this.size = size - n;
     this.head -= n;
     this.lo -= n;
     this.hi -= n;

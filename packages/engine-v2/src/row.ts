@@ -88,7 +88,7 @@ export class EventRow {
   private event: RuleEvent | null = null;
   /** podIdentity, once made (undefined before). */
   private podText: string | null | undefined = undefined;
-  /** Whether `event` is the caller's own (fromEvent): attributes and labels are read from it. */
+  /** Whether `event` is the caller's own (fromEvent): labels are read from it. */
   private borrowed = false;
 
   get id(): string {
@@ -166,6 +166,14 @@ export class EventRow {
     this.hContainer = hashText(this.container);
     this.hService = hashText(this.service);
     this.attrCount = 0;
+    const attributes = event.attributes as Record<string, number> | null | undefined;
+    // A value that is not a number reads as missing, as in the catalogue's `measure`.
+    if (attributes !== null && attributes !== undefined) {
+      for (const key of Object.keys(attributes)) {
+        const v = attributes[key];
+        this.pushAttr(key, typeof v === 'number' ? v : NaN);
+      }
+    }
     this.labelCount = 0;
     this.event = event;
     this.borrowed = true;
@@ -186,24 +194,18 @@ export class EventRow {
     return text;
   }
 
-  /**
-   * A finite attribute value, or NaN (the catalogue's `measure` returns null there). As in the
-   * decoded map, a key that repeats takes its last value.
-   */
+  /** Index in attrVals of the attribute (its last occurrence, as in the decoded map), or -1. */
+  attrIndex(key: string): number {
+    const keys = this.attrKeys;
+    for (let i = this.attrCount - 1; i >= 0; i--) if (keys[i] === key) return i;
+    return -1;
+  }
+
+  /** A finite attribute value, or NaN (the catalogue's `measure` returns null there). */
   attr(key: string): number {
-    let v: number | undefined;
-    if (this.borrowed) {
-      v = (this.event as RuleEvent).attributes[key];
-    } else {
-      const keys = this.attrKeys;
-      for (let i = this.attrCount - 1; i >= 0; i--) {
-        if (keys[i] === key) {
-          v = this.attrVals[i];
-          break;
-        }
-      }
-    }
-    return v !== undefined && Number.isFinite(v) ? v : NaN;
+    const j = this.attrIndex(key);
+    const v = j < 0 ? NaN : (this.attrVals[j] as number);
+    return Number.isFinite(v) ? v : NaN;
   }
 
   /** A label's value, or undefined; a key that repeats takes its last value. */
