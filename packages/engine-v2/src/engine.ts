@@ -127,29 +127,29 @@ function scopeCodeOf(rule: RuleDefinition, input: RuleInput): number {
   }
 }
 
-class RuleState {
+/**
+ * The state of one rule for one scope key. It is the rule's first lane itself (one object for both:
+ * the lane was one more cache miss per evaluation in bench/engine.ts's profile, which stalls on the
+ * loads of the per-key state), plus the rule's watermark, cooldown and second lane.
+ */
+class RuleState extends Lane {
   watermark: number;
   lastFiredAt: number;
   /** The engine's event count when the state was made. */
   readonly bornAt: number;
+  /** [this] or [this, lane1]. */
   readonly lanes: Lane[];
-  /**
-   * lanes[0] and lanes[1] (null for a one-lane rule), read per event without the array: its header
-   * and elements are two more cache lines per evaluation (bench/engine.ts's profile stalls on the
-   * loads of the per-key state).
-   */
-  readonly lane0: Lane;
   readonly lane1: Lane | null;
 
   /** `owner`: a one-lane rule's lane follows it (see sharesEvents). */
   constructor(plan: RulePlan, bornAt: number, owner: Lane | null) {
+    super(plan.lanes[0] as LaneSpec, owner);
     this.watermark = -Infinity;
     this.lastFiredAt = -Infinity;
     this.bornAt = bornAt;
-    this.lanes =
-      owner === null ? plan.lanes.map((spec) => new Lane(spec)) : [new Lane(plan.lanes[0] as LaneSpec, owner)];
-    this.lane0 = this.lanes[0] as Lane;
-    this.lane1 = this.lanes.length > 1 ? (this.lanes[1] as Lane) : null;
+    const second = plan.lanes[1];
+    this.lane1 = owner === null && second !== undefined ? new Lane(second) : null;
+    this.lanes = this.lane1 === null ? [this] : [this, this.lane1];
   }
 }
 
@@ -452,10 +452,9 @@ export class V2Engine {
   private readonly routeKeys: KeyState[] = [];
   private readonly routeCandidates: Candidate[] = [];
   private readonly routeDone: boolean[] = [];
-  /** Per scope code (S_*): the event's key state, null when it has none, undefined when not yet taken. */
-  private readonly scopeMemo: Array<KeyState | null | undefined> = new Array<KeyState | null | undefined>(
-    S_DESTINATION + 1,
-  ).fill(undefined);
+  /** Per scope code (S_*): the event's key state (null when it has none), valid where scopeMemoAt is the event's count. */
+  private readonly scopeMemo: Array<KeyState | null> = new Array<KeyState | null>(S_DESTINATION + 1).fill(null);
+  private readonly scopeMemoAt = new Float64Array(S_DESTINATION + 1).fill(-1);
 
   constructor(options: V2EngineOptions = {}) {
     const rules = options.rules ?? RULES;
@@ -597,16 +596,20 @@ export class V2Engine {
       const cands = this.routeCandidates;
       const done = this.routeDone;
       const memo = this.scopeMemo;
-      memo.fill(undefined);
+      const memoAt = this.scopeMemoAt;
+      const stamp = this.stats.events;
       let n = 0;
       for (let i = 0; i < candidates.length; i++) {
         const c = candidates[i] as Candidate;
         if (c.input.kinds !== null && !c.input.kinds.includes(row.kind)) continue;
         // One key lookup per way of taking it (R2 and R3 share the container key).
-        let key = memo[c.scopeCode];
-        if (key === undefined) {
+        let key: KeyState | null;
+        if (memoAt[c.scopeCode] === stamp) {
+          key = memo[c.scopeCode] ?? null;
+        } else {
           key = this.keyOfRow(c.scopeCode, row);
           memo[c.scopeCode] = key;
+          memoAt[c.scopeCode] = stamp;
         }
         if (key === null) continue;
         keys[n] = key;
@@ -798,7 +801,7 @@ export class V2Engine {
       // Follow the owner's lane only when the owner's state is as new as this one (same event), so
       // the owner holds exactly the events this rule has seen.
       const owner = plan.follows === -1 ? null : (key.rules[plan.follows] ?? null);
-      const shared = owner !== null && owner.bornAt === this.stats.events ? (owner.lanes[0] as Lane) : null;
+      const shared = owner !== null && owner.bornAt === this.stats.events ? owner : null;
       state = new RuleState(plan, this.stats.events, shared);
       key.rules[plan.index] = state;
     }
@@ -808,7 +811,7 @@ export class V2Engine {
       ruleStats.lateEvents += 1;
       return;
     }
-    const a = state.lane0;
+    const a: Lane = state;
     const b = state.lane1;
     const target = laneIndex === 0 ? a : (b as Lane);
     // A follower's event was inserted by its owner, evaluated just before for the same event.
