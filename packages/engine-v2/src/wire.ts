@@ -239,7 +239,15 @@ export class EventWireReader {
 
   /** Also sets `hash` to hashText of the string (interned strings only; 0 otherwise). */
   private readString(intern: boolean): string {
-    const len = this.readLong();
+    // One-byte lengths (0..63) read inline: the common case, without a call to readLong.
+    const b0 = this.pos < this.end ? (this.buf[this.pos] as number) : 0x80;
+    let len: number;
+    if (b0 < 0x80) {
+      len = (b0 >> 1) ^ -(b0 & 1);
+      this.pos += 1;
+    } else {
+      len = this.readLong();
+    }
     const start = this.pos;
     const stop = start + len;
     this.hash = 0;
@@ -287,14 +295,28 @@ export class EventWireReader {
   }
 
   private skipString(): void {
-    const len = this.readLong();
+    const b0 = this.pos < this.end ? (this.buf[this.pos] as number) : 0x80;
+    let len: number;
+    if (b0 < 0x80) {
+      len = (b0 >> 1) ^ -(b0 & 1);
+      this.pos += 1;
+    } else {
+      len = this.readLong();
+    }
     if (len < 0 || Number.isNaN(len)) this.invalidate();
     else this.pos += len;
   }
 
   /** A ["null", "string"] union; any other branch index is malformed (avsc throws there). */
   private readOptional(): string | null {
-    const branch = this.readLong();
+    const b0 = this.pos < this.end ? (this.buf[this.pos] as number) : 0x80;
+    let branch: number;
+    if (b0 < 0x80) {
+      branch = (b0 >> 1) ^ -(b0 & 1);
+      this.pos += 1;
+    } else {
+      branch = this.readLong();
+    }
     if (branch === 0) {
       this.hash = 0;
       return null;
