@@ -765,28 +765,39 @@ async function main(): Promise<void> {
     });
     await control.disconnect();
 
-    const stream = generateStream(STREAM);
-    const events = stream.events;
-    let routedTotal = 0;
-    const keys = new Set<string>();
-    for (const e of events) {
-      for (const r of routesFor(e)) {
-        routedTotal++;
-        keys.add(r.scopeKey);
+    // The stream lives only while it is loaded: the latency runs share this process's heap with the
+    // readers, and a major GC over a heap holding ~300k events stalls them for 100+ ms.
+    const { eventCount, expectedCount, routedTotal, scopeKeys, preload } = await (async () => {
+      const stream = generateStream(STREAM);
+      const events = stream.events;
+      let routedTotal = 0;
+      const keys = new Set<string>();
+      for (const e of events) {
+        for (const r of routesFor(e)) {
+          routedTotal++;
+          keys.add(r.scopeKey);
+        }
       }
-    }
-    const mix =
-      `generateStream({ scenarios: 'all' (${listScenarios().length}), incidentsPerScenario: ${STREAM.incidentsPerScenario}, ` +
-      `noiseEvents: ${STREAM.noiseEvents}, outOfOrderMs: ${STREAM.outOfOrderMs}, lateShare: ${STREAM.lateShare}, seed: ${STREAM.seed} })`;
-    process.stdout.write(
-      `stream: ${mix}\n  ${events.length} events -> ${routedTotal} routed records over ${keys.size} scope keys; ` +
-        `${stream.expected.length} expected detections; ${PARTITIONS} partitions\n`,
-    );
+      const mix =
+        `generateStream({ scenarios: 'all' (${listScenarios().length}), incidentsPerScenario: ${STREAM.incidentsPerScenario}, ` +
+        `noiseEvents: ${STREAM.noiseEvents}, outOfOrderMs: ${STREAM.outOfOrderMs}, lateShare: ${STREAM.lateShare}, seed: ${STREAM.seed} })`;
+      process.stdout.write(
+        `stream: ${mix}\n  ${events.length} events -> ${routedTotal} routed records over ${keys.size} scope keys; ` +
+          `${stream.expected.length} expected detections; ${PARTITIONS} partitions\n`,
+      );
 
-    await loadRaw(ctx, events, raw, 'load raw events');
-    let preload: (Throughput & { v1Records: number }) | undefined;
-    if (direct) await loadRoutedDirect(ctx, events, routed, routedTotal);
-    else preload = await runRouter(ctx, raw, routed, routedTotal, 'load routed (router)');
+      await loadRaw(ctx, events, raw, 'load raw events');
+      let preload: (Throughput & { v1Records: number }) | undefined;
+      if (direct) await loadRoutedDirect(ctx, events, routed, routedTotal);
+      else preload = await runRouter(ctx, raw, routed, routedTotal, 'load routed (router)');
+      return {
+        eventCount: events.length,
+        expectedCount: stream.expected.length,
+        routedTotal,
+        scopeKeys: keys.size,
+        preload,
+      };
+    })();
     const routedSize = await topicSize(admin, routed);
     if (routedSize !== routedTotal)
       throw new Error(`routed topic holds ${routedSize} records, routesFor says ${routedTotal}`);
@@ -797,16 +808,16 @@ async function main(): Promise<void> {
       machine: { cpus: cpus().length, memoryGiB: round(totalmem() / 2 ** 30, 1), node: process.version },
       stream: {
         ...STREAM,
-        events: events.length,
+        events: eventCount,
         routedRecords: routedTotal,
-        scopeKeys: keys.size,
-        expectedDetections: stream.expected.length,
+        scopeKeys,
+        expectedDetections: expectedCount,
       },
       partitions: PARTITIONS,
       routedBy: direct ? 'routesFor (direct)' : 'the router service',
     };
     const throughput: Record<string, unknown> = {};
-    if (preload !== undefined) throughput['routerPreload'] = preloadRow(preload, events.length, routedTotal);
+    if (preload !== undefined) throughput['routerPreload'] = preloadRow(preload, eventCount, routedTotal);
 
     let bare: Throughput | undefined;
     let v1: (Throughput & { output: Result[]; errors: Record<string, number> }) | undefined;
@@ -826,7 +837,7 @@ async function main(): Promise<void> {
     if (bare) throughput['bare'] = row(bare);
     if (v1) throughput['v1'] = { ...row(v1), engineErrors: v1.errors };
     if (v2) throughput['v2'] = { ...row(v2), engineErrors: v2.errors };
-    if (router) throughput['router'] = preloadRow(router, events.length, routedTotal);
+    if (router) throughput['router'] = preloadRow(router, eventCount, routedTotal);
     report['throughput'] = throughput;
 
     let identical: { same: boolean; v1: number; v2: number; onlyV1: string[]; onlyV2: string[] } | undefined;
@@ -849,7 +860,7 @@ async function main(): Promise<void> {
     // instead; then a second run at half of the bottleneck shows the latency the pipeline can hold.
     const latencies: { basis: string; report: LatencyReport }[] = [];
     if (only.has('latency')) {
-      const perEvent = routedTotal / events.length;
+      const perEvent = routedTotal / eventCount;
       const v2Events = v2 ? v2.recordsPerSecond / perEvent : NaN;
       const routerEvents = router ? router.recordsPerSecond / perEvent : NaN;
       const runs: { basis: string; rate: number }[] = [];
@@ -862,7 +873,7 @@ async function main(): Promise<void> {
       }
       // Scenario events per instance in the main stream: sizes the latency stream's instance count.
       const perInstance =
-        (events.length - STREAM.noiseEvents) / ((STREAM.incidentsPerScenario ?? 1) * listScenarios().length);
+        (eventCount - STREAM.noiseEvents) / ((STREAM.incidentsPerScenario ?? 1) * listScenarios().length);
       for (const run of runs) {
         if (!(run.rate > 0)) throw new Error(`latency: bad rate ${run.rate}`);
         latencies.push({ basis: run.basis, report: await runLatency(ctx, run.rate, perInstance) });
@@ -891,7 +902,7 @@ async function main(): Promise<void> {
       targets.push({
         name: 'V1 and V2 results identical',
         pass: identical.same,
-        detail: `V1 ${identical.v1}, V2 ${identical.v2}, only V1 ${identical.onlyV1.length}, only V2 ${identical.onlyV2.length} (stream expects ${stream.expected.length})`,
+        detail: `V1 ${identical.v1}, V2 ${identical.v2}, only V1 ${identical.onlyV1.length}, only V2 ${identical.onlyV2.length} (stream expects ${expectedCount})`,
       });
     }
     report['targets'] = targets;
@@ -910,7 +921,7 @@ async function main(): Promise<void> {
       line(
         'router (pre-load pass)',
         preload,
-        `  (${Math.round((preload.recordsPerSecond * events.length) / routedTotal)} events/s)`,
+        `  (${Math.round((preload.recordsPerSecond * eventCount) / routedTotal)} events/s)`,
       );
     if (bare) line('bare eachBatch consumer', bare);
     const errs = (e: Record<string, number>): string =>
@@ -918,11 +929,7 @@ async function main(): Promise<void> {
     if (v1) line('V1 correlator', v1, errs(v1.errors));
     if (v2) line('V2 correlator', v2, errs(v2.errors));
     if (router)
-      line(
-        'router alone',
-        router,
-        `  (${Math.round((router.recordsPerSecond * events.length) / routedTotal)} events/s)`,
-      );
+      line('router alone', router, `  (${Math.round((router.recordsPerSecond * eventCount) / routedTotal)} events/s)`);
     if (latencies.length > 0) lines.push('');
     for (const { basis, report: l } of latencies) {
       lines.push(
