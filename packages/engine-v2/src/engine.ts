@@ -521,6 +521,11 @@ export class V2Engine {
     };
   }
 
+  /** The event types that some rule reads (for RuleEventDecoder.fullTypesOnly). */
+  inputTypes(): string[] {
+    return [...this.byType.keys()];
+  }
+
   /** Derives the event's routes itself and evaluates them all (offline replay), as V1's `process`. */
   process(event: RuleEvent): Result[] {
     const out: Result[] = [];

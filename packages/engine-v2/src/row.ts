@@ -90,6 +90,11 @@ export class EventRow {
   private podText: string | null | undefined = undefined;
   /** Whether `event` is the caller's own (fromEvent): labels are read from it. */
   private borrowed = false;
+  /**
+   * Decoded with only id, timestamp, type, kind and name (RuleEventDecoder.fullTypesOnly: a type
+   * that no rule reads); the other entity fields read null, and there are no attributes or labels.
+   */
+  partial = false;
 
   get id(): string {
     let id = this.idText;
@@ -117,6 +122,7 @@ export class EventRow {
     this.event = null;
     this.borrowed = false;
     this.podText = undefined;
+    this.partial = false;
   }
 
   pushAttr(key: string, value: number): void {
@@ -178,6 +184,7 @@ export class EventRow {
     this.event = event;
     this.borrowed = true;
     this.podText = undefined;
+    this.partial = false;
   }
 
   /**
@@ -219,6 +226,7 @@ export class EventRow {
   /** The row as a RuleEvent: the caller's own for `fromEvent`; otherwise made once, as the decoder built it. */
   toEvent(): RuleEvent {
     if (this.event !== null) return this.event;
+    if (this.partial) throw new Error(`event ${this.id} of type ${this.type} was decoded without its entity fields`);
     let attributes = NO_ATTRIBUTES;
     if (this.attrCount > 0) {
       attributes = {};

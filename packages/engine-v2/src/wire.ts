@@ -80,6 +80,8 @@ export class EventWireReader {
   private hash = 0;
   /** For `decode`. */
   private readonly scratch = new EventRow();
+  /** The types whose rows get every field (decodeInto's `fullTypes`), null for all. */
+  private fullTypes: ReadonlySet<string> | null = null;
 
   constructor() {
     this.buf = Buffer.alloc(0) as SlicingBuffer;
@@ -91,14 +93,25 @@ export class EventWireReader {
   /** Decodes the datum after the 5-byte header (already checked); throws TapioError as WireDecoder does. */
   decode(value: Buffer, schemaId: number, context: RecordContext | undefined): RuleEvent {
     const row = this.scratch;
-    this.decodeInto(value, schemaId, context, row);
+    this.decodeInto(value, schemaId, context, row, null);
     const event = row.toEvent();
     row.buf = null;
     return event;
   }
 
-  /** As `decode`, into a row (see EventRow: the id stays in `value` until the row's `id` is read). */
-  decodeInto(value: Buffer, schemaId: number, context: RecordContext | undefined, row: EventRow): void {
+  /**
+   * As `decode`, into a row (see EventRow: the id stays in `value` until the row's `id` is read).
+   * With `fullTypes`, a record of another type is read and checked just the same (the same errors)
+   * but its row keeps only id, timestamp, type, kind and name (see EventRow.partial).
+   */
+  decodeInto(
+    value: Buffer,
+    schemaId: number,
+    context: RecordContext | undefined,
+    row: EventRow,
+    fullTypes: ReadonlySet<string> | null,
+  ): void {
+    this.fullTypes = fullTypes;
     this.buf = value as SlicingBuffer;
     this.pos = WIRE_HEADER_BYTES;
     this.end = value.length;
@@ -142,6 +155,11 @@ export class EventWireReader {
     this.skipString(); // source
     row.type = this.readString(true);
     row.hType = this.hash;
+    const full = this.fullTypes;
+    if (full !== null && !full.has(row.type)) {
+      this.skipRest(row);
+      return;
+    }
     this.skipString(); // severity
     this.skipOptional(); // entity.cluster
     row.namespace = this.readOptional();
@@ -160,6 +178,54 @@ export class EventWireReader {
     this.readDoubleMap(row);
     this.readStringMap(row);
     this.skipOptional(); // message
+  }
+
+  /**
+   * The rest of a record whose type no rule reads: the same reads as readEvent's, in the same order
+   * and with the same checks (so the same errors), but only kind and name are kept (the service
+   * checks them); nothing is interned or stored for the other fields.
+   */
+  private skipRest(row: EventRow): void {
+    this.skipString(); // severity
+    this.skipOptional(); // entity.cluster
+    this.skipOptional(); // entity.namespace
+    row.kind = this.readString(true);
+    row.name = this.readString(true);
+    row.hName = this.hash;
+    this.skipOptional(); // entity.node
+    this.skipOptional(); // entity.pod
+    this.skipOptional(); // entity.container
+    this.skipOptional(); // entity.service
+    this.skipMap(true); // attributes
+    this.skipMap(false); // labels
+    this.skipOptional(); // message
+    row.partial = true;
+    row.namespace = null;
+    row.node = null;
+    row.pod = null;
+    row.container = null;
+    row.service = null;
+    row.hNamespace = 0;
+    row.hNode = 0;
+    row.hPod = 0;
+    row.hContainer = 0;
+    row.hService = 0;
+  }
+
+  /** readDoubleMap / readStringMap's reads (and checks), keeping nothing. */
+  private skipMap(doubles: boolean): void {
+    if (this.pos < this.end && this.buf[this.pos] === 0) {
+      this.pos += 1;
+      return;
+    }
+    let n = 0;
+    while (this.pos <= this.end && (n = this.readBlockCount()) !== 0) {
+      for (; n > 0 && this.pos <= this.end; n--) {
+        this.skipString();
+        if (doubles) this.pos += 8;
+        else this.skipString();
+      }
+    }
   }
 
   /** avsc's Tap.readLong, with a read past the end giving 0 as `undefined & 0x7f` does there. */

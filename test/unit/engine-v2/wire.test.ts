@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { TapioError } from '@tapio/errors';
 import { EVENT_SCHEMA, WireDecoder, encodeWire, eventAvroType } from '@tapio/events';
 import type { AvroSchema, Event, RecordSchemaJson } from '@tapio/events';
-import { RULE_EVENT_FIELDS, RuleEventDecoder } from '@tapio/engine-v2';
+import { RULE_EVENT_FIELDS, RowBatch, RuleEventDecoder } from '@tapio/engine-v2';
 import { generateStream } from '@tapio/scenarios';
 import { EventsBuilder } from '../../helpers/events-builder';
 
@@ -48,10 +48,39 @@ function outcome(decode: () => unknown): Outcome {
   }
 }
 
+/** Rows that keep only id, timestamp, type, kind and name (fullTypesOnly with no type read in full). */
+const partial = direct();
+partial.fullTypesOnly([]);
+const partialRows = new RowBatch();
+
+/**
+ * The partial row path gives avsc's outcome too: the same error (code and context) for a bad record,
+ * the same id, timestamp, type, kind and name for a good one.
+ */
+function assertSamePartial(w: WireDecoder, buf: Buffer | null, avsc: Outcome, what: string): void {
+  const bad = partial.decodeRows([buf], partialRows, { topic: 'events', partition: 4, offsets: ['99'] });
+  const err = partialRows.errors[0] ?? null;
+  if ('code' in avsc) {
+    assert.equal(bad, 1, `${what}: partial row is bad`);
+    assert.deepStrictEqual({ code: err?.code, context: err?.context }, avsc, `${what}: partial row error`);
+    return;
+  }
+  assert.equal(bad, 0, `${what}: partial row decodes`);
+  const row = partialRows.rows[0];
+  const e = w.decode(buf, CONTEXT) as Event;
+  assert.equal(row?.partial, true);
+  assert.deepStrictEqual(
+    { id: row.id, timestamp: row.timestamp, type: row.type, kind: row.kind, name: row.name },
+    { id: e.id, timestamp: e.timestamp, type: e.type, kind: e.entity.kind, name: e.entity.name },
+    `${what}: partial row`,
+  );
+}
+
 function assertSame(d: RuleEventDecoder, w: WireDecoder, buf: Buffer | null, what: string): Outcome {
   const mine = outcome(() => d.decode(buf, CONTEXT));
   const avsc = outcome(() => w.decode(buf, CONTEXT));
   assert.deepStrictEqual(mine, avsc, what);
+  assertSamePartial(w, buf, avsc, what);
   return mine;
 }
 
