@@ -85,8 +85,10 @@ interface RulePlan {
   readonly minCount: number;
   /** R8, R9: distinct pods. */
   readonly minPods: number;
-  /** R2/R3 latest ratio, R4 mean throttle ratio, R6 mean usage. */
+  /** R2/R3 latest ratio, R4 mean throttle ratio, R6 mean usage, R10 usage ratio. */
   readonly minValue: number;
+  /** R10 inode ratio. */
+  readonly minValue2: number;
   /** R6: spike share in percent. */
   readonly minPercent: number;
   /** R4: the companion's look-back. */
@@ -283,7 +285,17 @@ function scanLane(rule: RuleDefinition): LaneSpec {
 
 /** The plan of one rule: which lanes it keeps and which thresholds its O(1) checks read. */
 function planOf(rule: RuleDefinition, index: number): RulePlan {
-  const base = { index, rule, minCount: 0, minPods: 0, minValue: 0, minPercent: 0, lookbackMs: 0, follows: -1 };
+  const base = {
+    index,
+    rule,
+    minCount: 0,
+    minPods: 0,
+    minValue: 0,
+    minValue2: 0,
+    minPercent: 0,
+    lookbackMs: 0,
+    follows: -1,
+  };
   const W = rule.windowMs;
   // Only the catalogue's own definitions have a known summary; anything else is scanned.
   if (RULES_BY_ID.get(rule.id) !== rule) {
@@ -373,7 +385,13 @@ function planOf(rule: RuleDefinition, index: number): RulePlan {
         minPods: threshold(rule, 'minPods'),
       };
     case 'R10':
-      return { ...base, kind: K_DISK, lanes: [lane(['disk.usage'], W)] };
+      return {
+        ...base,
+        kind: K_DISK,
+        lanes: [lane(['disk.usage'], W)],
+        minValue: threshold(rule, 'minUsage'),
+        minValue2: threshold(rule, 'minInodes'),
+      };
     default:
       return { ...base, kind: K_SCAN, lanes: [scanLane(rule)] };
   }
@@ -940,6 +958,9 @@ export class V2Engine {
         return a.hi - a.lo >= plan.minCount;
       case K_FAILURES:
         return a.hi - a.lo >= plan.minCount && (a.podCounts as Map<string, number>).size >= plan.minPods;
+      case K_DISK:
+        // decide's null case: both ratios below their thresholds (a missing one reads as NaN here, -Infinity there).
+        return row.attr('usage_ratio') >= plan.minValue || row.attr('inode_ratio') >= plan.minValue2;
       default:
         return true;
     }
