@@ -152,6 +152,26 @@ export const configSchema = z
         healthIntervalMs: z.number().int().positive(),
       })
       .strict(),
+    router: z
+      .object({
+        /** Merge the input partitions by event time, so a backlog reaches the engines in order (see packages/routing/src/align.ts). */
+        alignPartitions: z.boolean(),
+        /** Longest time (ms) a partition that ran dry may hold the others back. */
+        alignMaxHoldMs: z.number().int().nonnegative(),
+        /** A partition with more records buffered than this is paused until half of them are routed. */
+        maxBufferedPerPartition: z.number().int().positive(),
+        /** Records routed per produce round. */
+        chunkSize: z.number().int().positive(),
+        /** Bytes fetched per partition per fetch (kafkajs maxBytesPerPartition). */
+        fetchMaxBytesPerPartition: z.number().int().positive(),
+        /** Input partitions whose batches the router takes at once (one produce round serves them all). */
+        partitionsConsumedConcurrently: z.number().int().positive(),
+        /** How often (ms) a router checks whether to publish its event-time frontier to the other routers of its group. */
+        frontierIntervalMs: z.number().int().positive(),
+        /** A peer router's frontier not renewed for this long (ms) no longer holds this router back. */
+        peerStaleMs: z.number().int().positive(),
+      })
+      .strict(),
     correlator: z
       .object({
         /** primary: tapio.events.v2 -> tapio.results; shadow: tapio.events.v2.shadow -> tapio.results.shadow (V2 only). */
@@ -282,6 +302,16 @@ export const DEFAULTS: Input = {
     dlqTopic: 'tapio.actions.dlq',
   },
   comparator: { windowMs: 30000, healthIntervalMs: 5000 },
+  router: {
+    alignPartitions: true,
+    alignMaxHoldMs: 5000,
+    maxBufferedPerPartition: 20000,
+    chunkSize: 500,
+    fetchMaxBytesPerPartition: 2097152,
+    partitionsConsumedConcurrently: 16,
+    frontierIntervalMs: 200,
+    peerStaleMs: 3000,
+  },
   correlator: { role: 'primary', healthIntervalMs: 2000, slowCallMs: 100 },
   rollout: {
     stages: [

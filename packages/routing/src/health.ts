@@ -47,3 +47,47 @@ export function parseHealthSnapshot(bytes: Buffer | string | null): HealthSnapsh
   const field = issue.path.join('.') || '(root)';
   throw new TapioError('INVALID_EVENT', `health snapshot: ${field}: ${issue.message}`, { context: { field } });
 }
+
+/**
+ * What each router of a group tells the others on the health topic (key `router-frontier/<group>/<instance>`):
+ * the event time below which it will route nothing more (`frontier`, null when nothing holds it back).
+ * A router routes nothing newer than its peers' lowest frontier plus half the allowed lateness, so that
+ * several routers catching up on a backlog stay within the lateness of each other in event time.
+ */
+export const routerFrontierSchema = z
+  .object({
+    kind: z.literal('router-frontier'),
+    group: z.string().min(1),
+    instance: z.string().min(1),
+    /** Wall clock, epoch ms. */
+    at: z.number().int().nonnegative(),
+    /** Event time, epoch ms; Number.MIN_SAFE_INTEGER: a partition not read yet; null: nothing held back. */
+    frontier: z.number().int().nullable(),
+  })
+  .strict();
+
+export type RouterFrontier = z.output<typeof routerFrontierSchema>;
+
+export function encodeRouterFrontier(record: RouterFrontier): Buffer {
+  return Buffer.from(JSON.stringify(record));
+}
+
+/** The kinds of record on the health topic besides engine snapshots (`kind` absent). */
+export type HealthRecordKind = 'engine' | 'router-frontier' | 'comparison' | 'unknown';
+
+/** The `kind` of a parsed health-topic value: engine snapshots carry none. */
+export function healthRecordKind(value: unknown): HealthRecordKind {
+  if (typeof value !== 'object' || value === null) return 'unknown';
+  const kind = (value as { kind?: unknown }).kind;
+  if (kind === undefined) return 'engine';
+  return kind === 'router-frontier' || kind === 'comparison' ? kind : 'unknown';
+}
+
+/** Parses a router frontier record; throws INVALID_EVENT naming the field. */
+export function parseRouterFrontier(value: unknown): RouterFrontier {
+  const parsed = routerFrontierSchema.safeParse(value);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0] as z.ZodIssue;
+  const field = issue.path.join('.') || '(root)';
+  throw new TapioError('INVALID_EVENT', `router frontier: ${field}: ${issue.message}`, { context: { field } });
+}

@@ -34,7 +34,16 @@ export {
 export type { BreakerStateName, DecisionContext, EntityNames } from './decide';
 export { BREAKER_GAUGE, CircuitBreaker } from './breaker';
 export type { BreakerStatus } from './breaker';
-export { encodeHealthSnapshot, healthSnapshotSchema, parseHealthSnapshot } from './health';
+export {
+  encodeHealthSnapshot,
+  encodeRouterFrontier,
+  healthRecordKind,
+  healthSnapshotSchema,
+  parseHealthSnapshot,
+  parseRouterFrontier,
+  routerFrontierSchema,
+} from './health';
+export type { HealthRecordKind, RouterFrontier } from './health';
 export type { HealthSnapshot } from './health';
 export { RoutingTable, planRoutes } from './plan';
 export type { ApplyOutcome, Decider, Handoff, PlannedRoute, RouteTarget, RoutingState } from './plan';
@@ -46,3 +55,5 @@ export {
   writeRoutingConfig,
 } from './control';
 export type { ReadRoutingConfigOptions, RoutingConfigRecord } from './control';
+export { PartitionAligner } from './align';
+export type { AlignEntry, AlignerOptions, Taken } from './align';

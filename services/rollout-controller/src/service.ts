@@ -38,6 +38,7 @@ import type { CommandName, Decision, Figures, RolloutCommand, RolloutState } fro
 import {
   ROUTING_CONTROL_KEY,
   defaultRoutingConfig,
+  healthRecordKind,
   parseHealthSnapshot,
   parseRoutingConfig,
   patchRoutingConfig,
@@ -373,7 +374,9 @@ export async function startRolloutController(
         value = undefined;
       }
       const counts = comparisonCountsOf(value);
-      if (counts !== undefined) {
+      if (healthRecordKind(value) === 'router-frontier') {
+        // The routers' event-time frontiers, for each other.
+      } else if (counts !== undefined) {
         window.addComparison(message.key?.toString() ?? 'comparator', counts, nowMs);
       } else {
         try {

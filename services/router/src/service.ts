@@ -2,9 +2,12 @@
  * The router (ARCHITECTURE.md, "re-keying by correlation scope", "Routing", "Delivery guarantees"):
  * `eachBatch` on tapio.events in group tapio-router; decodes only the routing fields with a projected
  * WireDecoder; for each planned route produces one record keyed by the scope key, with the ORIGINAL
- * value bytes, to tapio.events.v1 / .v2 / .v2.shadow. A chunk's records are produced together
- * (idempotent producer, acks=all) and its offsets are resolved only after they are acknowledged, so a
- * committed offset never covers an unrouted event. Undecodable input goes to the DLQ; the router goes on.
+ * value bytes, to tapio.events.v1 / .v2 / .v2.shadow. Input records first pass through a
+ * PartitionAligner (@tapio/routing, align.ts), which releases them merged by event time across the router's partitions,
+ * so a backlog read batch by batch does not reach the engines minutes out of order. A chunk's records
+ * are produced together (idempotent producer, acks=all); an input offset is committed only after every
+ * record it caused is acknowledged, so a committed offset never covers an unrouted event. Undecodable
+ * input goes to the DLQ; the router goes on.
  *
  * Two side consumers, each in a group unique to this instance: the control topic from the beginning
  * (the routing config under key `routing`; a newer epoch is applied as soon as it is read, an older
@@ -21,13 +24,17 @@ import type { Consumer, KafkaMessage } from '@tapio/kafka';
 import {
   BREAKER_GAUGE,
   CircuitBreaker,
+  PartitionAligner,
   ROUTING_CONTROL_KEY,
   RoutingTable,
   defaultRoutingConfig,
+  encodeRouterFrontier,
+  healthRecordKind,
   parseHealthSnapshot,
+  parseRouterFrontier,
   parseRoutingConfig,
 } from '@tapio/routing';
-import type { RouteTarget } from '@tapio/routing';
+import type { AlignEntry, RouteTarget, Taken } from '@tapio/routing';
 import { connectProducer } from '@tapio/runtime';
 import type { RunningService, ServiceContext } from '@tapio/runtime';
 
@@ -45,7 +52,7 @@ export interface RouterOptions {
   fromBeginning?: boolean;
   /** Default: `routing`. */
   controlKey?: string;
-  /** Records routed per produce round (offsets are resolved and a heartbeat sent after each). Default 500. */
+  /** Records routed per produce round (a heartbeat is sent after each). Default config.router.chunkSize. */
   chunkSize?: number;
   /** How long start-up waits to read the control topic up to its end. Default 15 s. */
   controlCatchUpMs?: number;
@@ -55,6 +62,13 @@ export interface RouterOptions {
 
 /** The fields routing reads (RULES.md scope keys: entity and the `destination` label). */
 export const ROUTING_PROJECTION = ['id', 'timestamp', 'type', 'entity', 'labels'] as const;
+
+/** One input record held by the aligner: decoded routing fields, or why it goes to the DLQ. */
+interface Pending {
+  message: KafkaMessage;
+  event: Event | null;
+  error: TapioError | null;
+}
 
 export async function startRouter(ctx: ServiceContext, options: RouterOptions = {}): Promise<RunningService> {
   const { config, logger } = ctx;
@@ -68,7 +82,7 @@ export async function startRouter(ctx: ServiceContext, options: RouterOptions = 
   const healthTopic = options.healthTopic ?? config.topics.health;
   const groupId = options.groupId ?? config.groups.router;
   const controlKey = options.controlKey ?? ROUTING_CONTROL_KEY;
-  const chunkSize = options.chunkSize ?? 500;
+  const chunkSize = options.chunkSize ?? config.router.chunkSize;
   const healthStaleMs = options.healthStaleMs ?? 60_000;
   const maxFutureSkewMs = config.correlation.maxFutureSkewMs;
   const instance = randomBytes(5).toString('hex');
@@ -228,19 +242,41 @@ export async function startRouter(ctx: ServiceContext, options: RouterOptions = 
     }
     table.setV1Lag(lag, nowMs);
   };
+  /** Other routers of this group: their frontier (event time) and when it was read (wall clock). */
+  const peers = new Map<string, { frontier: number; readAtMs: number }>();
+  const onHealth = (value: unknown, nowMs: number): void => {
+    const kind = healthRecordKind(value);
+    if (kind === 'comparison') return; // the comparator's, for the rollout controller
+    if (kind === 'router-frontier') {
+      const f = parseRouterFrontier(value);
+      if (f.group === groupId && f.instance !== instance) {
+        peers.set(f.instance, { frontier: f.frontier ?? Infinity, readAtMs: nowMs });
+      }
+      return;
+    }
+    const snapshot = parseHealthSnapshot(JSON.stringify(value));
+    if (snapshot.engine === 'v1') v1Lags.set(snapshot.instance, { lag: snapshot.lag, at: nowMs });
+    else breaker.record(snapshot, nowMs);
+  };
   await health.run({
     autoCommit: false,
     eachMessage: ({ message }) => {
       const nowMs = Date.now();
       try {
-        const snapshot = parseHealthSnapshot(message.value);
-        if (snapshot.engine === 'v1') v1Lags.set(snapshot.instance, { lag: snapshot.lag, at: nowMs });
-        else breaker.record(snapshot, nowMs);
+        let value: unknown;
+        try {
+          value = JSON.parse((message.value ?? '').toString());
+        } catch (cause) {
+          throw new TapioError('INVALID_JSON', `health record is not valid JSON: ${(cause as Error).message}`, {
+            cause,
+          });
+        }
+        onHealth(value, nowMs);
       } catch (err) {
         badHealth.inc();
         logger.warn(
           { offset: message.offset, code: errorCode(err) },
-          `health snapshot skipped: ${(err as Error).message}`,
+          `health record skipped: ${(err as Error).message}`,
         );
       }
       updateLag(nowMs);
@@ -275,109 +311,337 @@ export async function startRouter(ctx: ServiceContext, options: RouterOptions = 
     }
   };
 
+  // --- the event stream: ingest → align → route → acknowledge → commit -------------------------
+  const alignOn = config.router.alignPartitions;
+  const maxBuffered = config.router.maxBufferedPerPartition;
+  const commitIntervalMs = config.kafka.commitIntervalMs;
+  const aligner = new PartitionAligner<Pending>({
+    // Off (maxHoldMs 0): nothing holds a partition back; records still leave oldest head first among those buffered.
+    maxHoldMs: alignOn ? config.router.alignMaxHoldMs : 0,
+    idleFetches: alignOn ? 2 : 0,
+  });
+  const paused = new Set<number>();
+  const committed = new Map<number, string>();
+  // Routers of one group hold back what runs more than this far ahead of the slowest one (event time).
+  const peerSlackMs = config.correlation.allowedLatenessMs / 2;
+  const peerStaleMs = config.router.peerStaleMs;
+  /** Release nothing newer than this: the lowest fresh peer frontier plus the slack. */
+  const peerLimit = (nowMs: number): number => {
+    let lowest = Infinity;
+    for (const [id, peer] of peers) {
+      if (nowMs - peer.readAtMs > peerStaleMs) peers.delete(id);
+      else if (peer.frontier < lowest) lowest = peer.frontier;
+    }
+    return lowest + peerSlackMs;
+  };
+  let generation = 0;
+  let rebalancing = false;
+  let lastCommitMs = Date.now();
+  let forcedSeen = 0;
+
   const consumer: Consumer = ctx.kafka.consumer({
     groupId,
     sessionTimeout: config.kafka.sessionTimeoutMs,
     heartbeatInterval: config.kafka.heartbeatIntervalMs,
     allowAutoTopicCreation: false,
+    maxBytesPerPartition: config.router.fetchMaxBytesPerPartition,
+    // Never truncate a fetch: a partition left out of one would look idle to the aligner.
+    maxBytes: Math.max(10 * 1024 * 1024, config.router.fetchMaxBytesPerPartition * 64),
   });
+  new Gauge({
+    name: 'tapio_router_buffered_records',
+    help: 'Input records read but not yet routed (held for event-time alignment across partitions)',
+    registers,
+    collect() {
+      this.set(aligner.totalBuffered());
+    },
+  });
+  new Gauge({
+    name: 'tapio_router_paused_partitions',
+    help: 'Input partitions paused because their alignment buffer is full',
+    registers,
+    collect() {
+      this.set(paused.size);
+    },
+  });
+  const forcedReleases = new Counter({
+    name: 'tapio_router_alignment_forced_total',
+    help: 'Records routed before a dry partition caught up, because it held the others back for router.alignMaxHoldMs',
+    registers,
+  });
+
+  const resumeAll = (): void => {
+    if (paused.size === 0) return;
+    consumer.resume([{ topic: inputTopic, partitions: [...paused] }]);
+    paused.clear();
+  };
+  consumer.on(consumer.events.GROUP_JOIN, (e) => {
+    generation++;
+    rebalancing = false;
+    const assignment = e.payload.memberAssignment[inputTopic] ?? [];
+    aligner.assign(assignment, Date.now());
+    committed.clear();
+    resumeAll();
+    logger.info({ partitions: assignment, generation }, 'router assigned input partitions');
+  });
+  consumer.on(consumer.events.REBALANCING, () => {
+    rebalancing = true;
+  });
+  consumer.on(consumer.events.FETCH_START, () => {
+    aligner.fetchStarted();
+    if (running && aligner.totalBuffered() > 0) void pump().catch(() => undefined);
+  });
+
+  /** Routes one chunk of released records; resolves once every routed and dead-lettered record is acknowledged. */
+  const routeChunk = async (taken: readonly Taken<Pending>[], nowMs: number): Promise<void> => {
+    const started = process.hrtime.bigint();
+    syncBreaker(nowMs);
+    const epoch = String(table.current.epoch);
+    const byTopic = new Map<string, { key: string; value: Buffer | null; headers: Record<string, string> }[]>();
+    const counts: Record<RouteTarget, number> = { v1: 0, v2: 0, 'v2-shadow': 0 };
+    for (const { partition, entry } of taken) {
+      const { message, event } = entry.item;
+      if (event === null) continue;
+      const source = `${inputTopic}/${partition}@${message.offset}`;
+      for (const route of table.plan(event, nowMs)) {
+        const headers: Record<string, string> = {
+          [ROUTING_HEADERS.rules]: route.ruleIds.join(','),
+          [ROUTING_HEADERS.scopeKey]: route.scopeKey,
+          [ROUTING_HEADERS.epoch]: epoch,
+          [ROUTING_HEADERS.source]: source,
+        };
+        if (route.suppressUntilMs !== null) headers[ROUTING_HEADERS.suppressUntil] = String(route.suppressUntilMs);
+        const out = targets[route.target];
+        let list = byTopic.get(out);
+        if (list === undefined) byTopic.set(out, (list = []));
+        list.push({ key: route.scopeKey, value: message.value, headers });
+        counts[route.target]++;
+      }
+    }
+    if (byTopic.size > 0) {
+      await producer.sendBatch({
+        acks: -1,
+        topicMessages: [...byTopic].map(([t, messages]) => ({ topic: t, messages })),
+      });
+    }
+    for (const { partition, entry } of taken) {
+      const { message, error } = entry.item;
+      if (error === null) continue;
+      await dlq.send(
+        {
+          topic: inputTopic,
+          partition,
+          offset: message.offset,
+          key: message.key,
+          value: message.value,
+          headers: message.headers,
+        },
+        error.code,
+        error.message,
+      );
+      deadLettered.inc({ reason: error.code });
+      logger.warn({ code: error.code, topic: inputTopic, partition, offset: message.offset }, error.message);
+    }
+    for (const target of Object.keys(counts) as RouteTarget[]) {
+      if (counts[target] > 0) selections.inc({ engine: target }, counts[target]);
+    }
+    routedTotal += counts.v1 + counts.v2 + counts['v2-shadow'];
+    routingLatencyMs.observe(Number(process.hrtime.bigint() - started) / 1e6);
+  };
+
+  /** Commits the acknowledged offsets that moved, at most every commitIntervalMs unless forced. */
+  let committing: Promise<void> | null = null;
+  let commitsClosed = false;
+  const commit = async (force: boolean): Promise<void> => {
+    while (committing !== null) await committing;
+    // After the final commit of stop(): a kafkajs commit retried past disconnect() would reconnect.
+    if (commitsClosed) return;
+    committing = commitNow(force);
+    try {
+      await committing;
+    } finally {
+      committing = null;
+    }
+  };
+  const commitNow = async (force: boolean): Promise<void> => {
+    if (!force && Date.now() - lastCommitMs < commitIntervalMs) return;
+    const offsets: { topic: string; partition: number; offset: string }[] = [];
+    for (const [partition, offset] of aligner.ackedOffsets()) {
+      if (committed.get(partition) !== offset) offsets.push({ topic: inputTopic, partition, offset });
+    }
+    lastCommitMs = Date.now();
+    if (offsets.length === 0) return;
+    const gen = generation;
+    try {
+      await consumer.commitOffsets(offsets);
+      if (gen === generation) for (const o of offsets) committed.set(o.partition, o.offset);
+    } catch (err) {
+      // A rebalance in progress: the next owner starts from the last commit; records routed since are routed again.
+      logger.warn({ code: errorCode(err), offsets }, `offset commit failed: ${(err as Error).message}`);
+    }
+  };
+
+  /**
+   * Routes every releasable record, chunk by chunk; then resumes drained partitions. Commits happen
+   * off this path (alignTick, stop): a commit retried through a rebalance must not hold up the batch
+   * that kafkajs waits for before it can rejoin.
+   */
+  const pumpOnce = async (heartbeat?: () => Promise<void>): Promise<void> => {
+    const gen = generation;
+    const taken: Taken<Pending>[] = [];
+    while (running && !rebalancing && gen === generation) {
+      taken.length = 0;
+      const nowMs = Date.now();
+      if (aligner.take(chunkSize, nowMs, taken, alignOn ? peerLimit(nowMs) : Infinity) === 0) break;
+      await routeChunk(taken, nowMs);
+      if (gen !== generation) return; // reassigned meanwhile: the buffers are gone, nothing to acknowledge
+      for (const { partition, entry } of taken) aligner.ack(partition, (BigInt(entry.offset) + 1n).toString());
+      if (heartbeat !== undefined) await heartbeat();
+    }
+    if (aligner.forced > forcedSeen) {
+      forcedReleases.inc(aligner.forced - forcedSeen);
+      forcedSeen = aligner.forced;
+    }
+    const resume = [...paused].filter((p) => aligner.buffered(p) <= maxBuffered / 2);
+    if (resume.length > 0) {
+      consumer.resume([{ topic: inputTopic, partitions: resume }]);
+      for (const p of resume) paused.delete(p);
+    }
+  };
+
+  let pumping: Promise<void> | null = null;
+  let pumpAgain = false;
+  /** One pump at a time; a call while one runs makes it go round once more and waits for it. */
+  const pump = (heartbeat?: () => Promise<void>): Promise<void> => {
+    if (pumping !== null) {
+      pumpAgain = true;
+      return pumping;
+    }
+    pumping = (async () => {
+      try {
+        do {
+          pumpAgain = false;
+          await pumpOnce(heartbeat);
+        } while (pumpAgain && running);
+      } catch (err) {
+        // A routed record was not acknowledged: fetch again from the last acknowledged offsets.
+        lastError = `${errorCode(err)}: ${(err as Error).message}`;
+        const restart = aligner.restartOffsets();
+        logger.error(
+          { code: errorCode(err), restart: Object.fromEntries(restart) },
+          `routing failed, reading again from the last acknowledged offsets: ${(err as Error).message}`,
+        );
+        aligner.reset(Date.now());
+        resumeAll();
+        for (const [partition, offset] of restart) consumer.seek({ topic: inputTopic, partition, offset });
+        throw err;
+      } finally {
+        pumping = null;
+      }
+    })();
+    return pumping;
+  };
+  // Dry partitions stop holding the others back with time alone; the last routed offsets get committed.
+  const alignTick = setInterval(() => {
+    if (rebalancing || !running) return;
+    if (committing === null) void commit(false);
+    if (pumping === null && aligner.totalBuffered() > 0) void pump().catch(() => undefined);
+  }, 100);
+  alignTick.unref();
+
+  // This router's frontier, for the other routers of the group: on change, and at least every second.
+  const frontierKey = `router-frontier/${groupId}/${instance}`;
+  let published: number | null | undefined;
+  let publishedAtMs = 0;
+  let publishing: Promise<void> | null = null;
+  const publishFrontier = (force: boolean): Promise<void> => {
+    if (!alignOn || publishing !== null || generation === 0) return publishing ?? Promise.resolve();
+    const nowMs = Date.now();
+    const f = aligner.frontier(nowMs);
+    const frontier = f === Infinity ? null : f === -Infinity ? Number.MIN_SAFE_INTEGER : Math.floor(f);
+    if (!force && frontier === published && nowMs - publishedAtMs < 1000) return Promise.resolve();
+    publishing = (async () => {
+      try {
+        await producer.send({
+          topic: healthTopic,
+          acks: -1,
+          messages: [
+            {
+              key: frontierKey,
+              value: encodeRouterFrontier({ kind: 'router-frontier', group: groupId, instance, at: nowMs, frontier }),
+            },
+          ],
+        });
+        published = frontier;
+        publishedAtMs = nowMs;
+      } catch (err) {
+        logger.warn({ code: errorCode(err) }, `router frontier not published: ${(err as Error).message}`);
+      } finally {
+        publishing = null;
+      }
+    })();
+    return publishing;
+  };
+  const frontierTick = setInterval(() => void publishFrontier(false), config.router.frontierIntervalMs);
+  frontierTick.unref();
+
   await consumer.connect();
   await consumer.subscribe({ topic: inputTopic, fromBeginning: options.fromBeginning ?? true });
   await consumer.run({
-    partitionsConsumedConcurrently: config.kafka.partitionsConsumedConcurrently,
-    autoCommit: true,
-    autoCommitInterval: 1000,
+    partitionsConsumedConcurrently: config.router.partitionsConsumedConcurrently,
+    autoCommit: false,
     eachBatchAutoResolve: false,
     eachBatch: async (payload) => {
       const { batch } = payload;
       const { topic, partition } = batch;
       await decoder.prepare(batch.messages.map((m) => m.value));
-      for (let start = 0; start < batch.messages.length; start += chunkSize) {
-        if (!payload.isRunning() || payload.isStale()) return;
-        const started = process.hrtime.bigint();
-        const chunk = batch.messages.slice(start, start + chunkSize);
-        const nowMs = Date.now();
-        syncBreaker(nowMs);
-        const epoch = String(table.current.epoch);
-        const byTopic = new Map<string, { key: string; value: Buffer | null; headers: Record<string, string> }[]>();
-        const counts: Record<RouteTarget, number> = { v1: 0, v2: 0, 'v2-shadow': 0 };
-        const dead: { message: KafkaMessage; error: TapioError }[] = [];
-        for (const message of chunk) {
-          const context = { topic, partition, offset: message.offset };
-          let event: Event;
-          try {
-            event = await decode(message, context);
-          } catch (err) {
-            const tapioError = findTapioError(err);
-            // A registry outage is retried (the batch is redelivered from the last resolved offset).
-            if (tapioError === undefined || isRetriable(err)) {
-              lastError = `${errorCode(err)}: ${(err as Error).message}`;
-              throw err;
-            }
-            dead.push({ message, error: tapioError.withContext(context) });
-            continue;
+      const nowMs = Date.now();
+      const entries: AlignEntry<Pending>[] = [];
+      let ts = aligner.lastTs(partition);
+      for (const message of batch.messages) {
+        const context = { topic, partition, offset: message.offset };
+        let event: Event;
+        try {
+          event = await decode(message, context);
+        } catch (err) {
+          const tapioError = findTapioError(err);
+          // A registry outage is retried (the batch is fetched again: nothing of it was ingested).
+          if (tapioError === undefined || isRetriable(err)) {
+            lastError = `${errorCode(err)}: ${(err as Error).message}`;
+            throw err;
           }
-          // RULES.md: a key's watermark is the largest timestamp seen. One event far in the future
-          // would make every later event of its scope keys late and silence their rules for good
-          // (found by the integrity suite), so it is bad input, not an event to correlate.
-          if (event.timestamp > nowMs + maxFutureSkewMs) {
-            const error = new TapioError(
-              'INVALID_EVENT',
-              `timestamp ${event.timestamp} is more than correlation.maxFutureSkewMs (${maxFutureSkewMs} ms) ahead of the clock`,
-              { context: { ...context, field: 'timestamp' } },
-            );
-            dead.push({ message, error });
-            continue;
-          }
-          const source = `${topic}/${partition}@${message.offset}`;
-          for (const route of table.plan(event, nowMs)) {
-            const headers: Record<string, string> = {
-              [ROUTING_HEADERS.rules]: route.ruleIds.join(','),
-              [ROUTING_HEADERS.scopeKey]: route.scopeKey,
-              [ROUTING_HEADERS.epoch]: epoch,
-              [ROUTING_HEADERS.source]: source,
-            };
-            if (route.suppressUntilMs !== null) headers[ROUTING_HEADERS.suppressUntil] = String(route.suppressUntilMs);
-            const out = targets[route.target];
-            let list = byTopic.get(out);
-            if (list === undefined) byTopic.set(out, (list = []));
-            list.push({ key: route.scopeKey, value: message.value, headers });
-            counts[route.target]++;
-          }
-        }
-        if (byTopic.size > 0) {
-          await producer.sendBatch({
-            acks: -1,
-            topicMessages: [...byTopic].map(([t, messages]) => ({ topic: t, messages })),
+          entries.push({
+            ts,
+            offset: message.offset,
+            item: { message, event: null, error: tapioError.withContext(context) },
           });
+          continue;
         }
-        for (const { message, error } of dead) {
-          await dlq.send(
-            {
-              topic,
-              partition,
-              offset: message.offset,
-              key: message.key,
-              value: message.value,
-              headers: message.headers,
-            },
-            error.code,
-            error.message,
+        // RULES.md: a key's watermark is the largest timestamp seen. One event far in the future
+        // would make every later event of its scope keys late and silence their rules for good
+        // (found by the integrity suite), so it is bad input, not an event to correlate.
+        if (event.timestamp > nowMs + maxFutureSkewMs) {
+          const error = new TapioError(
+            'INVALID_EVENT',
+            `timestamp ${event.timestamp} is more than correlation.maxFutureSkewMs (${maxFutureSkewMs} ms) ahead of the clock`,
+            { context: { ...context, field: 'timestamp' } },
           );
-          deadLettered.inc({ reason: error.code });
-          logger.warn({ code: error.code, topic, partition, offset: message.offset }, error.message);
+          entries.push({ ts, offset: message.offset, item: { message, event: null, error } });
+          continue;
         }
-        // Every record this chunk caused is acknowledged: now its offsets may be committed.
-        for (const message of chunk) payload.resolveOffset(message.offset);
-        eventsIn.inc(chunk.length);
-        for (const target of Object.keys(counts) as RouteTarget[]) {
-          if (counts[target] > 0) selections.inc({ engine: target }, counts[target]);
-        }
-        routedTotal += counts.v1 + counts.v2 + counts['v2-shadow'];
-        routingLatencyMs.observe(Number(process.hrtime.bigint() - started) / 1e6);
-        await payload.commitOffsetsIfNecessary();
-        await payload.heartbeat();
+        ts = event.timestamp;
+        entries.push({ ts, offset: message.offset, item: { message, event, error: null } });
       }
+      const caughtUp = BigInt(batch.lastOffset()) + 1n >= BigInt(batch.highWatermark);
+      aligner.ingest(partition, entries, caughtUp, nowMs);
+      eventsIn.inc(batch.messages.length);
+      // Fetch on: from here the records are the aligner's; offsets are committed as they are routed.
+      payload.resolveOffset(batch.lastOffset());
+      if (aligner.buffered(partition) > maxBuffered && !paused.has(partition)) {
+        paused.add(partition);
+        consumer.pause([{ topic, partitions: [partition] }]);
+      }
+      await pump(() => payload.heartbeat());
     },
   });
   logger.info({ inputTopic, targets, groupId, epoch: table.current.epoch }, 'router consuming');
@@ -391,13 +655,24 @@ export async function startRouter(ctx: ServiceContext, options: RouterOptions = 
       handoffs: table.state.handoffs.length,
       configAppliedAtMs,
       routed: routedTotal,
+      buffered: aligner.totalBuffered(),
+      forcedReleases: aligner.forced,
       lastError,
     }),
     async stop() {
       running = false;
       clearInterval(tick);
-      // disconnect() lets the running batch finish, commits resolved offsets and leaves the group.
+      clearInterval(alignTick);
+      clearInterval(frontierTick);
+      // Whatever was routed and acknowledged is committed; what is still buffered is read again by the next owner.
+      await pumping?.catch(() => undefined);
+      await commit(true);
+      commitsClosed = true;
       await consumer.disconnect();
+      // Leaving: this router holds nobody back any more.
+      await publishing;
+      aligner.assign([], Date.now());
+      await publishFrontier(true);
       await Promise.all([control.disconnect(), health.disconnect()]);
       await producer.disconnect();
       // The side groups are this instance's alone: remove them rather than leave them behind.

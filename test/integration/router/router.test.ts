@@ -58,8 +58,13 @@ async function topics(t: TestContext, inputPartitions: number, enginePartitions:
   };
 }
 
-async function startRouterFor(t: TestContext, tp: Topics, groupId: string): Promise<StartedService> {
-  const config = testConfig({ topics: { dlq: tp.dlq }, http: { port: 0 }, log: { level: 'silent' } });
+async function startRouterFor(
+  t: TestContext,
+  tp: Topics,
+  groupId: string,
+  router: Record<string, unknown> = {},
+): Promise<StartedService> {
+  const config = testConfig({ topics: { dlq: tp.dlq }, http: { port: 0 }, log: { level: 'silent' }, router });
   const options: RouterOptions = {
     inputTopic: tp.input,
     v1Topic: tp.v1,
@@ -89,7 +94,12 @@ const base = defaultRoutingConfig(testConfig());
 const doc = (patch: Record<string, unknown>, epoch: number): RoutingConfig =>
   patchRoutingConfig({ ...base, epoch, features: {} }, patch);
 
-async function produceEvents(topic: string, events: readonly Event[], extra: { at: number; value: Buffer }[] = []) {
+async function produceEvents(
+  topic: string,
+  events: readonly Event[],
+  extra: { at: number; value: Buffer }[] = [],
+  sendSize = 500,
+) {
   const codec = new RegistryCodec({ url: testConfig().registry.url });
   const schemaId = await codec.registerEvent(topic);
   const bytes = new Map(events.map((e) => [e.id, codec.encode(schemaId, e)]));
@@ -100,8 +110,8 @@ async function produceEvents(topic: string, events: readonly Event[], extra: { a
   for (const x of extra) messages.splice(x.at, 0, { key: 'poison', value: x.value });
   const producer = kafka().producer({ idempotent: true, maxInFlightRequests: 1 });
   await producer.connect();
-  for (let i = 0; i < messages.length; i += 500) {
-    await producer.send({ topic, acks: -1, messages: messages.slice(i, i + 500) });
+  for (let i = 0; i < messages.length; i += sendSize) {
+    await producer.send({ topic, acks: -1, messages: messages.slice(i, i + sendSize) });
   }
   await producer.disconnect();
   return { codec, bytes };
@@ -228,23 +238,33 @@ test('router: re-keys by scope with rule ids and original bytes, dead-letters po
   await again.shutdown('done');
 });
 
-async function runPipeline(
-  t: TestContext,
-  events: readonly Event[],
-  enginePartitions: number,
-  correlators: number,
-): Promise<Set<string>> {
-  const tp = await topics(t, 1, enginePartitions);
+interface PipelineShape {
+  inputPartitions: number;
+  enginePartitions: number;
+  correlators: number;
+  routers: number;
+  /** config.router overrides for every router. */
+  router?: Record<string, unknown>;
+  /** Events per produce request (one record batch per partition each). Default 500. */
+  sendSize?: number;
+}
+
+/**
+ * The events are produced first (a backlog), then V1 correlators and routers start; returns the
+ * detections as `ruleId entityKey triggerEventId`.
+ */
+async function runPipeline(t: TestContext, events: readonly Event[], shape: PipelineShape): Promise<Set<string>> {
+  const tp = await topics(t, shape.inputPartitions, shape.enginePartitions);
   const results = await tempTopic(t, 'rt-results', 2);
   const producer = kafka().producer({ idempotent: true, maxInFlightRequests: 1 });
   await producer.connect();
   t.after(() => producer.disconnect());
   await writeRoutingConfig(producer, tp.control, doc({ strategy: 'percentage', v2Percentage: 0 }, 0));
-  const { codec } = await produceEvents(tp.input, events);
+  const { codec } = await produceEvents(tp.input, events, [], shape.sendSize);
 
   const v1Group = randomName('tapio-v1');
   const config = testConfig({ topics: { dlq: tp.dlq }, http: { port: 0 }, log: { level: 'silent' } });
-  for (let i = 0; i < correlators; i++) {
+  for (let i = 0; i < shape.correlators; i++) {
     const c = await startService(
       'correlator-v1',
       (ctx) => startCorrelatorV1(ctx, { inputTopic: tp.v1, outputTopic: results, groupId: v1Group }),
@@ -253,10 +273,10 @@ async function runPipeline(
     t.after(() => c.shutdown('test end'));
   }
   const routerGroup = randomName('tapio-router');
-  await startRouterFor(t, tp, routerGroup);
+  for (let i = 0; i < shape.routers; i++) await startRouterFor(t, tp, routerGroup, shape.router);
   await eventually(
     async () => (await committedTotal(t, routerGroup, tp.input)) === events.length,
-    30_000,
+    60_000,
     'router committed every event',
   );
   const a = await admin(t);
@@ -278,15 +298,72 @@ async function runPipeline(
   );
 }
 
+function referenceDetections(events: readonly Event[]): Set<string> {
+  const reference = new V1Engine();
+  return new Set(
+    events.flatMap((e) => reference.process(e)).map((r) => `${r.ruleId} ${r.entityKey} ${r.triggerEventId}`),
+  );
+}
+
 test('scale invariance: router + V1 correlator give the same results with 1 and 3 consumers, 1 and 4 partitions', async (t) => {
   const stream = generateStream({ seed: 11, startMs: T0, scenarios: 'all', noiseEvents: 600 });
-  const reference = new V1Engine();
-  const expected = new Set(
-    stream.events.flatMap((e) => reference.process(e)).map((r) => `${r.ruleId} ${r.entityKey} ${r.triggerEventId}`),
-  );
+  const expected = referenceDetections(stream.events);
   assert.ok(expected.size >= 10, `reference detections: ${expected.size}`);
-  const one = await runPipeline(t, stream.events, 1, 1);
-  const three = await runPipeline(t, stream.events, 4, 3);
+  const one = await runPipeline(t, stream.events, {
+    inputPartitions: 1,
+    enginePartitions: 1,
+    correlators: 1,
+    routers: 1,
+  });
+  const three = await runPipeline(t, stream.events, {
+    inputPartitions: 1,
+    enginePartitions: 4,
+    correlators: 3,
+    routers: 1,
+  });
   assert.deepEqual([...one].sort(), [...expected].sort(), '1 partition, 1 consumer');
   assert.deepEqual([...three].sort(), [...expected].sort(), '4 partitions, 3 consumers');
+});
+
+// A backlog on a multi-partition input: read batch by batch, each partition's batch spans minutes of
+// event time (small fetches here make that happen with a small stream). Without the router's
+// event-time alignment, a node's events from other partitions reach the engine minutes late and are
+// dropped; with it, the detections are the reference's.
+test('scale invariance: a 6-partition input backlog gives the reference detections with 1 and with 3 routers', async (t) => {
+  const stream = generateStream({ seed: 12, startMs: T0, scenarios: 'all', noiseEvents: 1500 });
+  const expected = referenceDetections(stream.events);
+  assert.ok(expected.size >= 10, `reference detections: ${expected.size}`);
+  // Record batches of ~10 events (~2 KB) fetched 4 KB per partition at a time: each batch of a
+  // partition spans a few minutes of this 1-hour stream.
+  const small = { fetchMaxBytesPerPartition: 4096 };
+  const sendSize = 60;
+  const unaligned = await runPipeline(t, stream.events, {
+    inputPartitions: 6,
+    enginePartitions: 4,
+    correlators: 1,
+    routers: 1,
+    router: { ...small, alignPartitions: false },
+    sendSize,
+  });
+  const missed = [...expected].filter((d) => !unaligned.has(d));
+  assert.ok(missed.length > 0, 'without alignment this backlog loses detections (else the test shows nothing)');
+
+  const one = await runPipeline(t, stream.events, {
+    inputPartitions: 6,
+    enginePartitions: 4,
+    correlators: 2,
+    routers: 1,
+    router: small,
+    sendSize,
+  });
+  assert.deepEqual([...one].sort(), [...expected].sort(), '6 input partitions, 1 router');
+  const three = await runPipeline(t, stream.events, {
+    inputPartitions: 6,
+    enginePartitions: 4,
+    correlators: 3,
+    routers: 3,
+    router: small,
+    sendSize,
+  });
+  assert.deepEqual([...three].sort(), [...expected].sort(), '6 input partitions, 3 routers');
 });
