@@ -186,10 +186,18 @@ function sharesEvents(earlier: RulePlan, later: RulePlan): boolean {
   );
 }
 
+/** Rule states held in KeyState's own fields; a rule with a later index goes to its `more` array. */
+const KEY_STATE_FIELDS = 12;
+
+/**
+ * One scope key: its newest event time and the state of each rule for it. The states of the first
+ * KEY_STATE_FIELDS rules (the catalogue's twelve) are fields of the key itself, not an array: an
+ * array is two more objects (its header and its elements) to load before the rule's state, and
+ * bench/engine.ts's profile had V2's evaluation waiting on exactly those first loads of each key.
+ */
 class KeyState {
   readonly scope: string;
   newest: number;
-  readonly rules: Array<RuleState | null>;
   /**
    * The parts of the key string (see V2Engine.cachedKey) as last looked up: its scope code (S_*,
    * -1 for none or once freed) and entity fields. Equal parts give an equal key string.
@@ -200,11 +208,102 @@ class KeyState {
   p3: string | null = null;
   /** Its slot in V2Engine.keyCache (the last one it was put in). */
   slot = -1;
+  s0: RuleState | null = null;
+  s1: RuleState | null = null;
+  s2: RuleState | null = null;
+  s3: RuleState | null = null;
+  s4: RuleState | null = null;
+  s5: RuleState | null = null;
+  s6: RuleState | null = null;
+  s7: RuleState | null = null;
+  s8: RuleState | null = null;
+  s9: RuleState | null = null;
+  s10: RuleState | null = null;
+  s11: RuleState | null = null;
+  /** States of rules KEY_STATE_FIELDS and later (null while there are none). */
+  more: Array<RuleState | null> | null = null;
 
-  constructor(scope: string, newest: number, ruleCount: number) {
+  constructor(scope: string, newest: number) {
     this.scope = scope;
     this.newest = newest;
-    this.rules = new Array<RuleState | null>(ruleCount).fill(null);
+  }
+
+  /** The state of rule i (its plan index), or null. */
+  state(i: number): RuleState | null {
+    switch (i) {
+      case 0:
+        return this.s0;
+      case 1:
+        return this.s1;
+      case 2:
+        return this.s2;
+      case 3:
+        return this.s3;
+      case 4:
+        return this.s4;
+      case 5:
+        return this.s5;
+      case 6:
+        return this.s6;
+      case 7:
+        return this.s7;
+      case 8:
+        return this.s8;
+      case 9:
+        return this.s9;
+      case 10:
+        return this.s10;
+      case 11:
+        return this.s11;
+      default:
+        return this.more === null ? null : (this.more[i - KEY_STATE_FIELDS] ?? null);
+    }
+  }
+
+  setState(i: number, state: RuleState | null): void {
+    switch (i) {
+      case 0:
+        this.s0 = state;
+        break;
+      case 1:
+        this.s1 = state;
+        break;
+      case 2:
+        this.s2 = state;
+        break;
+      case 3:
+        this.s3 = state;
+        break;
+      case 4:
+        this.s4 = state;
+        break;
+      case 5:
+        this.s5 = state;
+        break;
+      case 6:
+        this.s6 = state;
+        break;
+      case 7:
+        this.s7 = state;
+        break;
+      case 8:
+        this.s8 = state;
+        break;
+      case 9:
+        this.s9 = state;
+        break;
+      case 10:
+        this.s10 = state;
+        break;
+      case 11:
+        this.s11 = state;
+        break;
+      default: {
+        const more = this.more ?? (this.more = []);
+        while (more.length <= i - KEY_STATE_FIELDS) more.push(null);
+        more[i - KEY_STATE_FIELDS] = state;
+      }
+    }
   }
 }
 
@@ -690,7 +789,7 @@ export class V2Engine {
       if (plan.follows === -1 || (this.listedAt[plan.index] === stamp) === (this.listedAt[plan.follows] === stamp)) {
         continue;
       }
-      const state = key.rules[plan.index] ?? null;
+      const state = key.state(plan.index);
       if (state !== null) for (const l of state.lanes) l.detach();
     }
     const candidates = this.byType.get(row.type);
@@ -822,7 +921,7 @@ export class V2Engine {
     const timestamp = row.timestamp;
     let key = this.keys.get(scope);
     if (key === undefined) {
-      key = new KeyState(scope, timestamp, this.plans.length);
+      key = new KeyState(scope, timestamp);
       this.keys.set(scope, key);
       this.stats.keys = this.keys.size;
       if (timestamp < this.oldestNewest) this.oldestNewest = timestamp;
@@ -842,14 +941,14 @@ export class V2Engine {
   ): void {
     const rule = plan.rule;
     const ruleStats = this.ruleStats[plan.index] as V2RuleStats;
-    let state = key.rules[plan.index] ?? null;
+    let state = key.state(plan.index);
     if (state === null) {
       // Follow the owner's lane only when the owner's state is as new as this one (same event), so
       // the owner holds exactly the events this rule has seen.
-      const owner = plan.follows === -1 ? null : (key.rules[plan.follows] ?? null);
+      const owner = plan.follows === -1 ? null : key.state(plan.follows);
       const shared = owner !== null && owner.bornAt === this.stats.events ? owner : null;
       state = new RuleState(plan, this.stats.events, shared);
-      key.rules[plan.index] = state;
+      key.setState(plan.index, state);
     }
     const now = event.timestamp;
     if (now < state.watermark - this.allowedLatenessMs) {
@@ -1077,15 +1176,16 @@ export class V2Engine {
     // bench/engine.ts's stream showed those pairs).
     for (const key of this.keys.values()) {
       if (key.newest < idleBefore) {
-        for (const state of key.rules) {
+        for (let i = 0; i < this.plans.length; i++) {
+          const state = key.state(i);
           if (state === null) continue;
           for (const l of state.lanes) this.stats.storedEvents -= l.stored;
+          key.setState(i, null);
         }
         this.keys.delete(key.scope);
         // Out of the cache too, and emptied, so that a cache slot never holds a freed key's lanes.
         if (key.slot !== -1 && this.keyCache[key.slot] === key) this.keyCache[key.slot] = null;
         key.code = -1;
-        key.rules.fill(null);
         this.stats.keysFreed += 1;
       } else if (key.newest < oldest) {
         oldest = key.newest;

@@ -6,10 +6,11 @@ import type { AvroSchema, Event, Result } from '@tapio/events';
 import { V1Engine } from '@tapio/engine-v1';
 import { RULE_EVENT_FIELDS, RuleEventDecoder, V2Engine } from '@tapio/engine-v2';
 import type { RuleEvent, V2Record } from '@tapio/engine-v2';
-import { crashLoop, routesFor } from '@tapio/rules';
+import { RULES, crashLoop, routesFor } from '@tapio/rules';
 import type { RuleDefinition } from '@tapio/rules';
 import { generateScenario, generateStream, listScenarios } from '@tapio/scenarios';
 import { EventsBuilder, at } from '../../helpers/events-builder';
+import { fuzzStream } from './fuzz';
 
 const START_MS = Date.UTC(2025, 0, 15, 9, 0, 0);
 
@@ -210,6 +211,25 @@ describe('targeted cases (each also equal to V1)', () => {
     assert.equal(errors.length, 3);
     assert.ok(errors.every(([id, err]) => id === 'bad-rule' && err.code === 'RULE_FAILED' && err.cause === boom));
     assert.equal(v2.stats.ruleErrors.RULE_FAILED, 3);
+  });
+
+  test('more rules than a key has state fields (24): the later ones keep and free their state too', () => {
+    // Copies under other ids are not the catalogue's own definitions, so V2 scans them as V1 does.
+    const rules = [...RULES, ...RULES.map((r) => ({ ...r, id: `${r.id}-copy` }))];
+    const options = { rules, keyIdleMs: 240_000 };
+    const events = fuzzStream({ seed: 15, events: 8_000, outOfOrderMs: 20_000, lateShare: 0.01 });
+    const v1 = new V1Engine(options);
+    const v2 = new V2Engine(options);
+    const r1 = feed(v1, events);
+    const r2 = feed(v2, events);
+    assert.deepEqual(
+      r2.map((r) => ({ ...r, engine: 'v1' })),
+      r1,
+    );
+    assert.ok(r1.some((r) => r.ruleId.endsWith('-copy')));
+    assert.ok(v1.stats.keysFreed > 0);
+    assert.equal(v2.stats.keysFreed, v1.stats.keysFreed);
+    assert.equal(v2.stats.storedEvents, v1.stats.storedEvents);
   });
 
   test('bad options are refused with INVALID_CONFIG', () => {
