@@ -139,8 +139,6 @@ class RuleState extends Lane {
   lastFiredAt: number;
   /** The engine's event count when the state was made. */
   readonly bornAt: number;
-  /** [this] or [this, lane1]. */
-  readonly lanes: Lane[];
   readonly lane1: Lane | null;
 
   /** `owner`: a one-lane rule's lane follows it (see sharesEvents). */
@@ -151,7 +149,11 @@ class RuleState extends Lane {
     this.bornAt = bornAt;
     const second = plan.lanes[1];
     this.lane1 = owner === null && second !== undefined ? new Lane(second) : null;
-    this.lanes = this.lane1 === null ? [this] : [this, this.lane1];
+  }
+
+  /** [this] or [this, lane1]; made when asked (decisions, freeing), not kept: one array less per state. */
+  get lanes(): Lane[] {
+    return this.lane1 === null ? [this] : [this, this.lane1];
   }
 }
 

@@ -61,6 +61,7 @@ function lowerBound(nums: readonly number[], stride: number, from: number, to: n
 // the spec), so a lane costs only the arrays it needs; 100k keys make that visible (bench/engine.ts).
 const NO_PODS: Array<string | null> = [];
 const NO_EVENTS: RuleEvent[] = [];
+const NO_FOLLOWERS: readonly Lane[] = [];
 
 /**
  * Drops the first n of `size` slots in place. The array keeps its length (the slots past the new
@@ -122,7 +123,8 @@ export class Lane {
    * stream, and on it V2 without R3 ran ~15 % faster (its lane's insert, eviction, memory traffic).
    */
   owner: Lane | null;
-  readonly followers: Lane[];
+  /** Null until the lane has a follower (most never do: one array less per lane). */
+  followers: Lane[] | null;
   /** followers.length, on the lane itself: an insert then reads the array only when there are followers. */
   followerCount: number;
   /** Slots in use (an owner's; a follower reads its owner's). */
@@ -150,9 +152,9 @@ export class Lane {
     this.stride = 1 + (spec.attr === null ? 0 : 1) + (spec.attr2 === null ? 0 : 1);
     this.pods = owner !== null ? owner.pods : spec.keepPods ? [] : NO_PODS;
     this.owner = owner;
-    this.followers = [];
+    this.followers = null;
     this.followerCount = 0;
-    if (owner !== null) owner.followerCount = owner.followers.push(this);
+    if (owner !== null) owner.followerCount = (owner.followers ??= []).push(this);
     this.size = 0;
     this.head = owner !== null ? owner.head : 0;
     this.lo = this.head;
@@ -211,7 +213,7 @@ export class Lane {
     }
     this.size = len + 1;
     this.shifted(i);
-    if (this.followerCount !== 0) for (const f of this.followers) f.shifted(i);
+    if (this.followerCount !== 0) for (const f of this.followers as Lane[]) f.shifted(i);
   }
 
   /** Timestamp of event i. */
@@ -263,8 +265,9 @@ export class Lane {
     this.head = 0;
     this.lo -= from;
     this.hi -= from;
-    owner.followers.splice(owner.followers.indexOf(this), 1);
-    owner.followerCount = owner.followers.length;
+    const followers = owner.followers as Lane[];
+    followers.splice(followers.indexOf(this), 1);
+    owner.followerCount = followers.length;
     this.owner = null;
   }
 
@@ -310,7 +313,8 @@ export class Lane {
 
   private compact(): void {
     let n = this.head;
-    for (let f = 0; f < this.followers.length; f++) n = Math.min(n, (this.followers[f] as Lane).head);
+    const followers = this.followers ?? NO_FOLLOWERS;
+    for (let f = 0; f < followers.length; f++) n = Math.min(n, (followers[f] as Lane).head);
     if (n === 0) return;
     const size = this.size;
     dropFront(this.ids, n, size);
@@ -321,8 +325,8 @@ export class Lane {
     this.head -= n;
     this.lo -= n;
     this.hi -= n;
-    for (let f = 0; f < this.followers.length; f++) {
-      const follower = this.followers[f] as Lane;
+    for (let f = 0; f < followers.length; f++) {
+      const follower = followers[f] as Lane;
       follower.head -= n;
       follower.lo -= n;
       follower.hi -= n;
