@@ -20,7 +20,7 @@ import { TapioError, errorCode, findTapioError, isRetriable } from '@tapio/error
 import { EVENT_SCHEMA, RegistryCodec, WireDecoder, readSchemaId, toEvent } from '@tapio/events';
 import type { Event } from '@tapio/events';
 import { DeadLetterQueue, ROUTING_HEADERS } from '@tapio/kafka';
-import type { Consumer, KafkaMessage } from '@tapio/kafka';
+import type { Consumer, EachBatchPayload, KafkaMessage } from '@tapio/kafka';
 import {
   BREAKER_GAUGE,
   CircuitBreaker,
@@ -452,6 +452,24 @@ export async function startRouter(ctx: ServiceContext, options: RouterOptions = 
   /** Commits the acknowledged offsets that moved, at most every commitIntervalMs unless forced. */
   let committing: Promise<void> | null = null;
   let commitsClosed = false;
+  let commitDirty = false;
+  /**
+   * A commit now, in the background, one at a time (one more after it if asked meanwhile). The
+   * engines count a re-routed event twice (at least once), so after a crash the window of routed
+   * but uncommitted records should be as small as a commit round trip, without waiting on it.
+   */
+  const commitSoon = (): void => {
+    if (committing !== null) {
+      commitDirty = true;
+      return;
+    }
+    commitDirty = false;
+    void commit(true).then(() => {
+      if (commitDirty && running) commitSoon();
+    });
+  };
+  /** kafkajs binds a batch payload's commit to the consumer group, not to the batch: kept from the last batch. */
+  let commitOffsets: EachBatchPayload['commitOffsetsIfNecessary'] | undefined;
   const commit = async (force: boolean): Promise<void> => {
     while (committing !== null) await committing;
     // After the final commit of stop(): a kafkajs commit retried past disconnect() would reconnect.
@@ -472,8 +490,14 @@ export async function startRouter(ctx: ServiceContext, options: RouterOptions = 
     lastCommitMs = Date.now();
     if (offsets.length === 0) return;
     const gen = generation;
+    const commitFn = commitOffsets;
+    if (commitFn === undefined) return;
     try {
-      await consumer.commitOffsets(offsets);
+      // The batch payload's commit, not consumer.commitOffsets: that one retries through a rebalance,
+      // holding this commit (and stop()) for the whole retry budget.
+      await commitFn({
+        topics: [{ topic: inputTopic, partitions: offsets.map(({ partition, offset }) => ({ partition, offset })) }],
+      });
       if (gen === generation) for (const o of offsets) committed.set(o.partition, o.offset);
     } catch (err) {
       // A rebalance in progress: the next owner starts from the last commit; records routed since are routed again.
@@ -496,6 +520,7 @@ export async function startRouter(ctx: ServiceContext, options: RouterOptions = 
       await routeChunk(taken, nowMs);
       if (gen !== generation) return; // reassigned meanwhile: the buffers are gone, nothing to acknowledge
       for (const { partition, entry } of taken) aligner.ack(partition, (BigInt(entry.offset) + 1n).toString());
+      if (running) commitSoon();
       if (heartbeat !== undefined) await heartbeat();
     }
     if (aligner.forced > forcedSeen) {
@@ -594,6 +619,7 @@ export async function startRouter(ctx: ServiceContext, options: RouterOptions = 
     eachBatch: async (payload) => {
       const { batch } = payload;
       const { topic, partition } = batch;
+      commitOffsets = (offsets) => payload.commitOffsetsIfNecessary(offsets);
       await decoder.prepare(batch.messages.map((m) => m.value));
       const nowMs = Date.now();
       const entries: AlignEntry<Pending>[] = [];
