@@ -18,7 +18,7 @@ import type { Result } from '@tapio/events';
 import { DeadLetterQueue } from '@tapio/kafka';
 import type { EachBatchPayload, KafkaMessage } from '@tapio/kafka';
 import { fingerprint } from '@tapio/rules';
-import { connectConsumer, connectProducer } from '@tapio/runtime';
+import { BackgroundCommitter, connectConsumer, connectProducer } from '@tapio/runtime';
 import type { RunningService, ServiceContext } from '@tapio/runtime';
 import { createRedis } from './redis';
 
@@ -268,13 +268,15 @@ export async function startDedup(ctx: ServiceContext, options: DedupOptions = {}
     const last = batch.messages[batch.messages.length - 1];
     if (last !== undefined) payload.resolveOffset(last.offset);
     await payload.heartbeat();
-    await payload.commitOffsetsIfNecessary();
+    await committer.resolved(payload);
     batchLatencyMs.observe(Number(process.hrtime.bigint() - startedAt) / 1e6);
   };
 
+  // Not per batch: kafkajs commits after every batch when autoCommit is on, and a commit per batch
+  // was most of a hop's latency (see BackgroundCommitter); resolved offsets are committed in the background.
+  const committer = new BackgroundCommitter(consumer, config.kafka.commitIntervalMs, logger);
   await consumer.run({
-    autoCommit: true,
-    autoCommitInterval: 1000,
+    autoCommit: false,
     eachBatchAutoResolve: false,
     eachBatch: async (payload) => {
       try {
@@ -301,8 +303,9 @@ export async function startDedup(ctx: ServiceContext, options: DedupOptions = {}
     }),
     async stop() {
       running = false;
-      // disconnect() lets the running batch end (a Redis retry loop sees isRunning() false and
-      // returns unresolved), commits resolved offsets and leaves the group.
+      // What is resolved now is committed here; disconnect() lets the running batch end (a Redis retry
+      // loop sees isRunning() false and returns unresolved; a finished batch commits its own) and leaves the group.
+      await committer.stop();
       await consumer.disconnect();
       await producer.disconnect();
       redis.disconnect();
