@@ -12,7 +12,7 @@
  * batch so kafkajs redelivers it: the engine never sees a record twice because of it.
  */
 import { RowBatch, RuleEventDecoder, V2Engine } from '@tapio/engine-v2';
-import type { EventRow, RuleEvent } from '@tapio/engine-v2';
+import type { EventRow } from '@tapio/engine-v2';
 import type { TapioError } from '@tapio/errors';
 import { RegistryCodec } from '@tapio/events';
 import type { Result } from '@tapio/events';
@@ -36,7 +36,7 @@ export interface CorrelatorV2Options {
   groupId?: string;
   fromBeginning?: boolean;
   /** Test hook: called per record before evaluation; throwing counts as an engine error. */
-  faultInjector?: (event: RuleEvent) => void;
+  faultInjector?: (event: { id: string; type: string; timestamp: number }) => void;
 }
 
 /** Heartbeat at least this often inside a batch (well under the session timeout). */
@@ -77,6 +77,8 @@ export async function startCorrelatorV2(
       logger.warn({ ruleId, code: err.code }, err.message);
     },
   });
+  // Records of types no rule reads are still read and checked in full, but their entity and maps are not kept.
+  decoder.fullTypesOnly(engine.inputTypes());
 
   const producer = await connectProducer(ctx);
   // Batches of several partitions finish at once: their results share one produce request.
@@ -167,7 +169,9 @@ export async function startCorrelatorV2(
       }
       const t0 = process.hrtime.bigint();
       try {
-        if (options.faultInjector !== undefined) options.faultInjector(row.toEvent());
+        if (options.faultInjector !== undefined) {
+          options.faultInjector({ id: row.id, type: row.type, timestamp: row.timestamp });
+        }
         const rules = headerText(message.headers, ROUTING_HEADERS.rules);
         const scopeKey = headerText(message.headers, ROUTING_HEADERS.scopeKey) ?? message.key?.toString();
         // Route-change handoff: while this engine warms up for the key, its detections are withheld.
