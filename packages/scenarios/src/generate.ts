@@ -124,7 +124,7 @@ export function generateStream(options: StreamOptions): GeneratedStream {
   for (const name of names) for (let k = 0; k < perScenario; k++) slots.push({ name, instance: instance++ });
   const order = placement.shuffled(slots);
   const spans = order.map((s) => scenarioSpanMs(generateScenario(s.name, { seed, startMs: 0, instance: s.instance })));
-  const durationMs = options.durationMs ?? Math.max(3_600_000, ...spans.map((s) => s + 1));
+  const durationMs = options.durationMs ?? spans.reduce((m, s) => Math.max(m, s + 1), 3_600_000);
   if (!(durationMs > 0)) throw new RangeError(`durationMs must be positive, got ${durationMs}`);
   const slotMs = order.length === 0 ? durationMs : durationMs / order.length;
 
