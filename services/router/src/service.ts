@@ -392,29 +392,46 @@ export async function startRouter(ctx: ServiceContext, options: RouterOptions = 
     if (running && aligner.totalBuffered() > 0) void pump().catch(() => undefined);
   });
 
+  /** The `tapio-rules` header value per distinct rule list (a handful of lists: bounded). */
+  const rulesHeaders = new Map<string, Buffer>();
+  const rulesHeader = (ruleIds: readonly string[]): Buffer => {
+    const text = ruleIds.join(',');
+    let bytes = rulesHeaders.get(text);
+    if (bytes === undefined) {
+      if (rulesHeaders.size >= 4096) rulesHeaders.clear();
+      rulesHeaders.set(text, (bytes = Buffer.from(text)));
+    }
+    return bytes;
+  };
+
   /** Routes one chunk of released records; resolves once every routed and dead-lettered record is acknowledged. */
   const routeChunk = async (taken: readonly Taken<Pending>[], nowMs: number): Promise<void> => {
     const started = process.hrtime.bigint();
     syncBreaker(nowMs);
-    const epoch = String(table.current.epoch);
-    const byTopic = new Map<string, { key: string; value: Buffer | null; headers: Record<string, string> }[]>();
+    // Header values and keys as Buffers made once (kafkajs would make one per record from a string):
+    // the epoch per chunk, the rule list per distinct list, the scope key once for key and header.
+    const epoch = Buffer.from(String(table.current.epoch));
+    const byTopic = new Map<string, { key: Buffer; value: Buffer | null; headers: Record<string, Buffer> }[]>();
     const counts: Record<RouteTarget, number> = { v1: 0, v2: 0, 'v2-shadow': 0 };
     for (const { partition, entry } of taken) {
       const { message, event } = entry.item;
       if (event === null) continue;
-      const source = `${inputTopic}/${partition}@${message.offset}`;
+      const source = Buffer.from(`${inputTopic}/${partition}@${message.offset}`);
       for (const route of table.plan(event, nowMs)) {
-        const headers: Record<string, string> = {
-          [ROUTING_HEADERS.rules]: route.ruleIds.join(','),
-          [ROUTING_HEADERS.scopeKey]: route.scopeKey,
+        const scopeKey = Buffer.from(route.scopeKey);
+        const headers: Record<string, Buffer> = {
+          [ROUTING_HEADERS.rules]: rulesHeader(route.ruleIds),
+          [ROUTING_HEADERS.scopeKey]: scopeKey,
           [ROUTING_HEADERS.epoch]: epoch,
           [ROUTING_HEADERS.source]: source,
         };
-        if (route.suppressUntilMs !== null) headers[ROUTING_HEADERS.suppressUntil] = String(route.suppressUntilMs);
+        if (route.suppressUntilMs !== null) {
+          headers[ROUTING_HEADERS.suppressUntil] = Buffer.from(String(route.suppressUntilMs));
+        }
         const out = targets[route.target];
         let list = byTopic.get(out);
         if (list === undefined) byTopic.set(out, (list = []));
-        list.push({ key: route.scopeKey, value: message.value, headers });
+        list.push({ key: scopeKey, value: message.value, headers });
         counts[route.target]++;
       }
     }
