@@ -53,8 +53,8 @@ interface PartitionState<T> {
   firstOffset: string | null;
   /** Offset after the last record whose routed records are acknowledged: what may be committed. */
   ackedUpTo: string | null;
-  /** Offset after the last record taken. */
-  takenUpTo: string | null;
+  /** Offset of the last record taken. */
+  lastTaken: string | null;
 }
 
 export interface Taken<T> {
@@ -101,11 +101,10 @@ export class PartitionAligner<T> {
     let state = this.partitions.get(partition);
     if (state === undefined) this.partitions.set(partition, (state = this.fresh(nowMs)));
     const last = state.queue.length > state.head ? state.queue[state.queue.length - 1] : undefined;
-    const after =
-      last !== undefined ? BigInt(last.offset) : state.takenUpTo !== null ? BigInt(state.takenUpTo) - 1n : -1n;
+    const after = last !== undefined ? BigInt(last.offset) : state.lastTaken !== null ? BigInt(state.lastTaken) : -1n;
     for (const entry of entries) {
       if (BigInt(entry.offset) <= after) continue;
-      if (state.firstOffset === null) state.firstOffset = state.takenUpTo = entry.offset;
+      state.firstOffset ??= entry.offset;
       state.queue.push(entry);
       state.lastTs = entry.ts;
     }
@@ -190,9 +189,7 @@ export class PartitionAligner<T> {
           }
           continue;
         }
-        if (state.caughtUp || (state.lastTs === -Infinity && this.fetchSeq - state.drySinceFetch >= this.idleFetches)) {
-          continue;
-        }
+        if (this.nothingToGive(state)) continue;
         if (nowMs - state.drySinceMs >= this.options.maxHoldMs) {
           if (state.lastTs < forcedBound) forcedBound = state.lastTs;
           continue;
@@ -204,7 +201,7 @@ export class PartitionAligner<T> {
       if (entry.ts > bound) break;
       if (entry.ts > forcedBound && this.options.maxHoldMs > 0) this.forced++;
       best.head++;
-      best.takenUpTo = (BigInt(entry.offset) + 1n).toString();
+      best.lastTaken = entry.offset;
       if (best.head === best.queue.length) {
         best.queue = [];
         best.head = 0;
@@ -220,12 +217,18 @@ export class PartitionAligner<T> {
     return n;
   }
 
-  /** A dry partition that no longer holds the others back (caught up, idle, or held for maxHoldMs). */
+  /** A dry partition that no longer holds the others back (nothing to give, or held for maxHoldMs). */
   private idle(state: PartitionState<T>, nowMs: number): boolean {
-    if (state.caughtUp || nowMs - state.drySinceMs >= this.options.maxHoldMs) return true;
-    // Whole fetches without a batch prove nothing for a partition known to lag: Kafka leaves a partition
-    // out of a fetch response when its next record batch is larger than the per-partition limit.
-    return state.lastTs === -Infinity && this.fetchSeq - state.drySinceFetch >= this.idleFetches;
+    return this.nothingToGive(state) || nowMs - state.drySinceMs >= this.options.maxHoldMs;
+  }
+
+  /**
+   * Caught up, or never seen and left out of a whole fetch. Whole fetches without a batch prove nothing
+   * for a partition known to lag: Kafka leaves a partition out of a fetch response when its next record
+   * batch is larger than the per-partition limit.
+   */
+  private nothingToGive(state: PartitionState<T>): boolean {
+    return state.caughtUp || (state.lastTs === -Infinity && this.fetchSeq - state.drySinceFetch >= this.idleFetches);
   }
 
   private fresh(nowMs: number): PartitionState<T> {
@@ -238,7 +241,7 @@ export class PartitionAligner<T> {
       drySinceMs: nowMs,
       firstOffset: null,
       ackedUpTo: null,
-      takenUpTo: null,
+      lastTaken: null,
     };
   }
 }

@@ -41,11 +41,20 @@ export function parseHealthSnapshot(bytes: Buffer | string | null): HealthSnapsh
   } catch (cause) {
     throw new TapioError('INVALID_JSON', `health snapshot is not valid JSON: ${(cause as Error).message}`, { cause });
   }
-  const parsed = healthSnapshotSchema.safeParse(value);
-  if (parsed.success) return parsed.data;
+  return healthSnapshotOf(value);
+}
+
+/** Validates an already parsed health record as an engine snapshot; throws INVALID_EVENT naming the field. */
+export function healthSnapshotOf(value: unknown): HealthSnapshot {
+  return validated(healthSnapshotSchema, value, 'health snapshot');
+}
+
+function validated<T extends z.ZodTypeAny>(schema: T, value: unknown, what: string): z.output<T> {
+  const parsed = schema.safeParse(value);
+  if (parsed.success) return parsed.data as z.output<T>;
   const issue = parsed.error.issues[0] as z.ZodIssue;
   const field = issue.path.join('.') || '(root)';
-  throw new TapioError('INVALID_EVENT', `health snapshot: ${field}: ${issue.message}`, { context: { field } });
+  throw new TapioError('INVALID_EVENT', `${what}: ${field}: ${issue.message}`, { context: { field } });
 }
 
 /**
@@ -85,9 +94,5 @@ export function healthRecordKind(value: unknown): HealthRecordKind {
 
 /** Parses a router frontier record; throws INVALID_EVENT naming the field. */
 export function parseRouterFrontier(value: unknown): RouterFrontier {
-  const parsed = routerFrontierSchema.safeParse(value);
-  if (parsed.success) return parsed.data;
-  const issue = parsed.error.issues[0] as z.ZodIssue;
-  const field = issue.path.join('.') || '(root)';
-  throw new TapioError('INVALID_EVENT', `router frontier: ${field}: ${issue.message}`, { context: { field } });
+  return validated(routerFrontierSchema, value, 'router frontier');
 }

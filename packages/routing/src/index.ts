@@ -38,6 +38,7 @@ export {
   encodeHealthSnapshot,
   encodeRouterFrontier,
   healthRecordKind,
+  healthSnapshotOf,
   healthSnapshotSchema,
   parseHealthSnapshot,
   parseRouterFrontier,

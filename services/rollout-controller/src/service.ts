@@ -39,6 +39,7 @@ import {
   ROUTING_CONTROL_KEY,
   defaultRoutingConfig,
   healthRecordKind,
+  healthSnapshotOf,
   parseHealthSnapshot,
   parseRoutingConfig,
   patchRoutingConfig,
@@ -380,7 +381,7 @@ export async function startRolloutController(
         window.addComparison(message.key?.toString() ?? 'comparator', counts, nowMs);
       } else {
         try {
-          window.addHealth(parseHealthSnapshot(message.value), nowMs);
+          window.addHealth(value === undefined ? parseHealthSnapshot(message.value) : healthSnapshotOf(value), nowMs);
         } catch (err) {
           invalidRecords.inc({ topic: 'health' });
           logger.debug({ offset: message.offset, code: errorCode(err) }, 'health record skipped');

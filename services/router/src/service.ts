@@ -30,7 +30,7 @@ import {
   defaultRoutingConfig,
   encodeRouterFrontier,
   healthRecordKind,
-  parseHealthSnapshot,
+  healthSnapshotOf,
   parseRouterFrontier,
   parseRoutingConfig,
 } from '@tapio/routing';
@@ -254,7 +254,7 @@ export async function startRouter(ctx: ServiceContext, options: RouterOptions = 
       }
       return;
     }
-    const snapshot = parseHealthSnapshot(JSON.stringify(value));
+    const snapshot = healthSnapshotOf(value);
     if (snapshot.engine === 'v1') v1Lags.set(snapshot.instance, { lag: snapshot.lag, at: nowMs });
     else breaker.record(snapshot, nowMs);
   };
@@ -536,7 +536,9 @@ export async function startRouter(ctx: ServiceContext, options: RouterOptions = 
       if (aligner.take(chunkSize, nowMs, taken, alignOn ? peerLimit(nowMs) : Infinity) === 0) break;
       await routeChunk(taken, nowMs);
       if (gen !== generation) return; // reassigned meanwhile: the buffers are gone, nothing to acknowledge
-      for (const { partition, entry } of taken) aligner.ack(partition, (BigInt(entry.offset) + 1n).toString());
+      const lastOffsets = new Map<number, string>();
+      for (const { partition, entry } of taken) lastOffsets.set(partition, entry.offset);
+      for (const [partition, offset] of lastOffsets) aligner.ack(partition, (BigInt(offset) + 1n).toString());
       if (running) commitSoon();
       if (heartbeat !== undefined) await heartbeat();
     }
