@@ -9,7 +9,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { loadConfig } from '@tapio/config';
 import { RegistryCodec } from '@tapio/events';
 import type { Result } from '@tapio/events';
-import { createKafka } from '@tapio/kafka';
+import { createKafka, createTopicsReady } from '@tapio/kafka';
 import { createLogger } from '@tapio/observability';
 import { startService } from '@tapio/runtime';
 // The benchmark runs the service in-process exactly as the integration tests do (own group, own topics).
@@ -49,10 +49,10 @@ async function main(): Promise<void> {
   const kafka = createKafka(config);
   const admin = kafka.admin();
   await admin.connect();
-  await admin.createTopics({
-    topics: [input, output].map((topic) => ({ topic, numPartitions: PARTITIONS, replicationFactor: 1 })),
-    waitForLeaders: true,
-  });
+  await createTopicsReady(
+    admin,
+    [input, output].map((topic) => ({ topic, numPartitions: PARTITIONS, replicationFactor: 1 })),
+  );
   try {
     const codec = new RegistryCodec({ url: config.registry.url });
     const schemaId = await codec.registerResult(input);

@@ -45,7 +45,7 @@ import type { TapioConfig } from '@tapio/config';
 import { RegistryCodec } from '@tapio/events';
 import type { Event, Result } from '@tapio/events';
 import { EventSink, produceAtRate } from '@tapio/ingest';
-import { ROUTING_HEADERS, createKafka } from '@tapio/kafka';
+import { ROUTING_HEADERS, createKafka, createTopicsReady } from '@tapio/kafka';
 import type { Admin, Kafka } from '@tapio/kafka';
 import { createLogger } from '@tapio/observability';
 import { defaultRoutingConfig, writeRoutingConfig } from '@tapio/routing';
@@ -198,10 +198,10 @@ function resultKey(r: Result): string {
 }
 
 async function createTopics(admin: Admin, topics: { name: string; partitions: number }[]): Promise<void> {
-  await admin.createTopics({
-    topics: topics.map((t) => ({ topic: t.name, numPartitions: t.partitions, replicationFactor: 1 })),
-    waitForLeaders: true,
-  });
+  await createTopicsReady(
+    admin,
+    topics.map((t) => ({ topic: t.name, numPartitions: t.partitions, replicationFactor: 1 })),
+  );
 }
 
 /** Waits until every group is Stable with at least one member (so the latency run does not time the joins). */

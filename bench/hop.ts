@@ -24,7 +24,7 @@
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { loadConfig } from '@tapio/config';
-import { createKafka } from '@tapio/kafka';
+import { createKafka, createTopicsReady } from '@tapio/kafka';
 import type { Kafka } from '@tapio/kafka';
 import { createLogger } from '@tapio/observability';
 import { BackgroundCommitter, CoalescingSender } from '@tapio/runtime';
@@ -119,15 +119,15 @@ async function main(): Promise<void> {
   const admin = kafka.admin();
   await admin.connect();
   const appendTime = [{ name: 'message.timestamp.type', value: 'LogAppendTime' }];
-  await admin.createTopics({
-    topics: [input, output].map((topic) => ({
+  await createTopicsReady(
+    admin,
+    [input, output].map((topic) => ({
       topic,
       numPartitions: S.partitions,
       replicationFactor: 1,
       configEntries: appendTime,
     })),
-    waitForLeaders: true,
-  });
+  );
   const arrivals: [string, number, number][] = [];
   const reader = kafka.consumer({ groupId: readerGroup });
   let stopHop: (() => Promise<void>) | undefined;

@@ -7,7 +7,7 @@ import { after } from 'node:test';
 import type { TestContext } from 'node:test';
 import { loadConfig } from '@tapio/config';
 import type { TapioConfig } from '@tapio/config';
-import { createKafka } from '@tapio/kafka';
+import { createKafka, createTopicsReady } from '@tapio/kafka';
 import type { Admin, Kafka } from '@tapio/kafka';
 
 /** The config tests use: defaults plus the same TAPIO_* overrides a service would read. */
@@ -61,7 +61,7 @@ export async function tempTopic(t: TestContext, prefix: string, numPartitions = 
   const a = kafka().admin();
   await a.connect();
   try {
-    await a.createTopics({ topics: [{ topic, numPartitions, replicationFactor: 1 }], waitForLeaders: true });
+    await createTopicsReady(a, [{ topic, numPartitions, replicationFactor: 1 }]);
   } finally {
     await a.disconnect();
   }

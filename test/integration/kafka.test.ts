@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { TestContext } from 'node:test';
-import { ensureTopics, topicSpecs } from '@tapio/kafka';
+import { createTopicsReady, ensureTopics, topicSpecs } from '@tapio/kafka';
 import { admin, kafka, randomName, tempTopic, testConfig } from '../helpers/stack';
 
 async function consumeN(
@@ -114,4 +114,29 @@ test('ensureTopics creates every pipeline topic once, with compaction on control
   assert.equal(third.find((o) => o.topic === names.events)!.action, 'partitions-added');
   const after = await a.fetchTopicMetadata({ topics: [names.events] });
   assert.equal(after.topics[0]!.partitions.length, 6);
+});
+
+test('createTopicsReady returns only when every partition has a leader; false when the topic already existed', async (t) => {
+  const a = await admin(t);
+  const names = [randomName('ready-a'), randomName('ready-b')];
+  t.after(() => a.deleteTopics({ topics: names }).catch(() => undefined));
+  // Several at once, straight into a metadata request of a fresh client: no UNKNOWN_TOPIC_OR_PARTITION.
+  const created = await createTopicsReady(
+    a,
+    names.map((topic) => ({ topic, numPartitions: 4, replicationFactor: 1 })),
+  );
+  assert.equal(created, true);
+  const other = kafka().admin();
+  await other.connect();
+  t.after(() => other.disconnect());
+  const meta = await other.fetchTopicMetadata({ topics: names });
+  for (const topic of meta.topics) {
+    assert.equal(topic.partitions.length, 4, topic.name);
+    assert.ok(
+      topic.partitions.every((p) => p.leader >= 0),
+      topic.name,
+    );
+  }
+  // Existing topics are no error, as with kafkajs: false says nothing was created.
+  assert.equal(await createTopicsReady(a, [{ topic: names[0]!, numPartitions: 4 }]), false);
 });

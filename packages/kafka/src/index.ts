@@ -74,6 +74,58 @@ export interface EnsureOutcome {
   partitions: number;
 }
 
+const METADATA_NOT_YET = new Set(['UNKNOWN_TOPIC_OR_PARTITION', 'LEADER_NOT_AVAILABLE']);
+
+/**
+ * Creates topics and waits until the broker's metadata shows each with its partitions, every one
+ * led. kafkajs's own `waitForLeaders` retries only LEADER_NOT_AVAILABLE, but a KRaft broker can
+ * answer UNKNOWN_TOPIC_OR_PARTITION for a moment after CreateTopics returned (its metadata image
+ * has not caught up yet), which kafkajs then throws. Resolves to false when every topic already
+ * existed (kafkajs's convention; existing topics are not an error).
+ */
+export async function createTopicsReady(
+  admin: Admin,
+  topics: ITopicConfig[],
+  opts: { timeoutMs?: number } = {},
+): Promise<boolean> {
+  const timeoutMs = opts.timeoutMs ?? 30_000;
+  const created = await admin.createTopics({ topics, waitForLeaders: false, timeout: timeoutMs });
+  await waitForTopicMetadata(admin, new Map(topics.map((t) => [t.topic, t.numPartitions ?? 1])), timeoutMs);
+  return created;
+}
+
+/**
+ * Polls the metadata until each topic shows at least the given partition count, each partition
+ * with a leader (after CreateTopics or CreatePartitions, the broker serving metadata lags a little).
+ */
+export async function waitForTopicMetadata(
+  admin: Admin,
+  partitions: ReadonlyMap<string, number>,
+  timeoutMs = 30_000,
+): Promise<void> {
+  const names = [...partitions.keys()];
+  const deadline = Date.now() + timeoutMs;
+  for (let delay = 20; ; delay = Math.min(delay * 2, 500)) {
+    let pending: string;
+    try {
+      const meta = await admin.fetchTopicMetadata({ topics: names });
+      const short = meta.topics.find(
+        (t) => t.partitions.length < (partitions.get(t.name) ?? 1) || t.partitions.some((p) => p.leader < 0),
+      );
+      if (short === undefined) return;
+      pending = `topic ${short.name} shows ${short.partitions.length} of ${partitions.get(short.name)} partitions or one without a leader`;
+    } catch (err) {
+      const type = (err as { type?: string }).type;
+      if (type === undefined || !METADATA_NOT_YET.has(type)) throw err;
+      pending = `${type} for ${names.join(', ')}`;
+    }
+    if (Date.now() + delay > deadline) {
+      throw new TapioError('KAFKA_UNAVAILABLE', `topic metadata not ready after ${timeoutMs} ms: ${pending}`);
+    }
+    await new Promise((r) => setTimeout(r, delay));
+  }
+}
+
 /**
  * Creates the missing topics and raises partition counts that are below the spec (Kafka cannot
  * lower them). Safe to run repeatedly and concurrently with other ensures.
@@ -83,21 +135,15 @@ export async function ensureTopics(admin: Admin, specs: readonly TopicSpec[]): P
     const existing = new Set(await admin.listTopics());
     const missing = specs.filter((s) => !existing.has(s.topic));
     if (missing.length > 0) {
-      try {
-        await admin.createTopics({ topics: missing, waitForLeaders: true });
-      } catch (err) {
-        // Another process may have created some of them in between; anything else is real.
-        if ((err as { type?: string }).type !== 'TOPIC_ALREADY_EXISTS') {
-          const nested = (err as { errors?: { type?: string }[] }).errors;
-          if (!nested?.every((e) => e.type === 'TOPIC_ALREADY_EXISTS')) throw err;
-        }
-      }
+      // Another process may have created some of them in between: kafkajs reports that as false.
+      await createTopicsReady(admin, missing);
     }
     const meta = await admin.fetchTopicMetadata({ topics: specs.map((s) => s.topic) });
     const counts = new Map(meta.topics.map((t) => [t.name, t.partitions.length]));
     const grow = specs.filter((s) => existing.has(s.topic) && (counts.get(s.topic) ?? 0) < s.numPartitions);
     if (grow.length > 0) {
       await admin.createPartitions({ topicPartitions: grow.map((s) => ({ topic: s.topic, count: s.numPartitions })) });
+      await waitForTopicMetadata(admin, new Map(grow.map((s) => [s.topic, s.numPartitions])));
     }
     return specs.map((s) => ({
       topic: s.topic,

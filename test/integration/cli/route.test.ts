@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readRoutingConfig } from '@tapio/routing';
+import { createTopicsReady } from '@tapio/kafka';
 import { admin, kafka, randomName } from '../../helpers/stack';
 import { runTapio } from '../../helpers/cli';
 
@@ -9,9 +10,9 @@ const tapio = (args: string[], env: Record<string, string>) => runTapio(args, { 
 test('tapio route set / migrate rules write epochs that tapio route show and the routers read', async (t) => {
   const control = randomName('control');
   const a = await admin(t);
-  await a.createTopics({
-    topics: [{ topic: control, numPartitions: 1, configEntries: [{ name: 'cleanup.policy', value: 'compact' }] }],
-  });
+  await createTopicsReady(a, [
+    { topic: control, numPartitions: 1, configEntries: [{ name: 'cleanup.policy', value: 'compact' }] },
+  ]);
   t.after(() => a.deleteTopics({ topics: [control] }).catch(() => undefined));
   const env = { TAPIO_TOPICS__CONTROL: control };
 

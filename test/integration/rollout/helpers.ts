@@ -3,6 +3,7 @@ import type { TestContext } from 'node:test';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { TapioConfig } from '@tapio/config';
+import { createTopicsReady } from '@tapio/kafka';
 import type { Producer } from '@tapio/kafka';
 import { createLogger } from '@tapio/observability';
 import {
@@ -44,7 +45,7 @@ export async function topic(t: TestContext, prefix: string, numPartitions = 1): 
   const name = randomName(prefix);
   const admin = kafka().admin();
   await admin.connect();
-  await admin.createTopics({ topics: [{ topic: name, numPartitions, replicationFactor: 1 }], waitForLeaders: true });
+  await createTopicsReady(admin, [{ topic: name, numPartitions, replicationFactor: 1 }]);
   await admin.disconnect();
   defer(t, async () => {
     const a = kafka().admin();
