@@ -25,4 +25,7 @@ fi
 # --test-force-exit: a test file's process exits once its tests are done, even if a kafkajs client of a
 # service stopped mid-rebalance left a socket open (seen with several correlator-v1 members leaving one
 # group in turn); without it such a socket would hold the whole run until the CI limit.
-exec node --test --test-force-exit --test-concurrency="${TEST_CONCURRENCY:-2}" --test-reporter=spec "$@" "${files[@]}"
+# scripts/test-child-preload.cjs: with that flag, a child's last results could be lost on their way to
+# the runner (it makes the child's stdout blocking; see the file).
+exec node --test --require ./scripts/test-child-preload.cjs --test-force-exit \
+  --test-concurrency="${TEST_CONCURRENCY:-2}" --test-reporter=spec "$@" "${files[@]}"
