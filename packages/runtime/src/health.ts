@@ -41,7 +41,9 @@ export async function consumerLag(admin: Admin, groupId: string, topic: string):
 export class HealthReporter {
   private timer: NodeJS.Timeout | undefined;
   private admin: Admin | undefined;
-  private inflight: Promise<void> = Promise.resolve();
+  /** The snapshot being published (by the timer or by `report`), or null. */
+  private inflight: Promise<void> | null = null;
+  private stopped = false;
 
   constructor(private readonly options: HealthReporterOptions) {}
 
@@ -49,15 +51,34 @@ export class HealthReporter {
     this.admin = this.options.kafka.admin();
     await this.admin.connect();
     this.timer = setInterval(() => {
-      this.inflight = this.report().catch((err: unknown) =>
-        this.options.logger.warn({ err }, 'health snapshot not published'),
-      );
+      // One snapshot at a time: while the group rebalances the lag query can take seconds, and ticks
+      // that each started another one piled up sends that stop() did not wait for (they reconnected
+      // the producer after the service had disconnected it, and held the process open).
+      if (this.inflight !== null || this.stopped) return;
+      void this.report().catch((err: unknown) => this.options.logger.warn({ err }, 'health snapshot not published'));
     }, this.options.intervalMs);
     this.timer.unref();
   }
 
-  /** Publishes one snapshot now (also used at shutdown so the last figures are not lost). */
+  /**
+   * Publishes one snapshot now (also used at shutdown so the last figures are not lost); waits for
+   * one in flight first, so that two never overlap.
+   */
   async report(): Promise<void> {
+    while (this.inflight !== null) await this.inflight.catch(() => undefined);
+    const run = this.publish();
+    const settled = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.inflight = settled;
+    void settled.then(() => {
+      if (this.inflight === settled) this.inflight = null;
+    });
+    await run;
+  }
+
+  private async publish(): Promise<void> {
     const o = this.options;
     const lag = this.admin ? await consumerLag(this.admin, o.groupId, o.inputTopic).catch(() => 0) : 0;
     const snapshot = o.snapshot(lag);
@@ -68,9 +89,11 @@ export class HealthReporter {
     });
   }
 
+  /** Stops the timer and waits for the snapshot in flight; the producer is the caller's to disconnect after. */
   async stop(): Promise<void> {
+    this.stopped = true;
     if (this.timer) clearInterval(this.timer);
-    await this.inflight;
+    while (this.inflight !== null) await this.inflight;
     await this.admin?.disconnect();
   }
 }
