@@ -22,9 +22,9 @@ if [ "${#files[@]}" -eq 0 ]; then
   echo "run-tests: no compiled tests under ${dirs[*]}; run 'npm run build' first" >&2
   exit 1
 fi
-# --test-force-exit: a test file's process exits once its tests are done, even if a kafkajs client of a
-# service stopped mid-rebalance left a socket open (seen with several correlator-v1 members leaving one
-# group in turn); without it such a socket would hold the whole run until the CI limit.
+# --test-force-exit: a test file's process exits once its tests are done, even if a client left a socket
+# open; without it such a socket would hold the whole run until the CI limit. (The one seen, a health
+# snapshot reconnecting a stopped correlator's producer, is fixed; the flag stays as a guard.)
 # scripts/test-child-preload.cjs: with that flag, a child's last results could be lost on their way to
 # the runner (it makes the child's stdout blocking; see the file).
 exec node --test --require ./scripts/test-child-preload.cjs --test-force-exit \
