@@ -122,12 +122,20 @@ export async function startComparator(ctx: ServiceContext, options: ComparatorOp
       messages: [{ key: ctx.name, value: JSON.stringify(snapshot) }],
     });
   };
+  // One snapshot at a time, and stop() waits for it before disconnecting the producer (as the
+  // correlators' HealthReporter: a send still in flight would reconnect it after the shutdown).
+  let snapshotting: Promise<void> | null = null;
   const healthTimer = setInterval(() => {
     samplesLeft = samplesPerInterval;
-    publishSnapshot().catch((err: unknown) => {
-      lastError = `${errorCode(err)}: ${(err as Error).message}`;
-      logger.warn({ err }, 'health snapshot not published');
-    });
+    if (snapshotting !== null) return;
+    snapshotting = publishSnapshot()
+      .catch((err: unknown) => {
+        lastError = `${errorCode(err)}: ${(err as Error).message}`;
+        logger.warn({ err }, 'health snapshot not published');
+      })
+      .finally(() => {
+        snapshotting = null;
+      });
   }, config.comparator.healthIntervalMs);
 
   await consumer.run({
@@ -164,6 +172,7 @@ export async function startComparator(ctx: ServiceContext, options: ComparatorOp
       clearInterval(expiryTimer);
       clearInterval(healthTimer);
       await consumer.disconnect();
+      if (snapshotting !== null) await snapshotting;
       await publishSnapshot().catch(() => undefined);
       await producer.disconnect();
     },
