@@ -41,8 +41,10 @@ export async function consumerLag(admin: Admin, groupId: string, topic: string):
 export class HealthReporter {
   private timer: NodeJS.Timeout | undefined;
   private admin: Admin | undefined;
-  /** The snapshot being published (by the timer or by `report`), or null. */
-  private inflight: Promise<void> | null = null;
+  /** The last snapshot queued (never rejects): each new one starts after it, so none overlap. */
+  private tail: Promise<void> = Promise.resolve();
+  /** Snapshots queued or being published. */
+  private pending = 0;
   private stopped = false;
 
   constructor(private readonly options: HealthReporterOptions) {}
@@ -54,28 +56,21 @@ export class HealthReporter {
       // One snapshot at a time: while the group rebalances the lag query can take seconds, and ticks
       // that each started another one piled up sends that stop() did not wait for (they reconnected
       // the producer after the service had disconnected it, and held the process open).
-      if (this.inflight !== null || this.stopped) return;
-      void this.report().catch((err: unknown) => this.options.logger.warn({ err }, 'health snapshot not published'));
+      if (this.pending > 0 || this.stopped) return;
+      this.report().catch((err: unknown) => this.options.logger.warn({ err }, 'health snapshot not published'));
     }, this.options.intervalMs);
     this.timer.unref();
   }
 
   /**
-   * Publishes one snapshot now (also used at shutdown so the last figures are not lost); waits for
-   * one in flight first, so that two never overlap.
+   * Publishes one snapshot (also used at shutdown so the last figures are not lost), after the one
+   * in flight if any, so that two never overlap.
    */
-  async report(): Promise<void> {
-    while (this.inflight !== null) await this.inflight.catch(() => undefined);
-    const run = this.publish();
-    const settled = run.then(
-      () => undefined,
-      () => undefined,
-    );
-    this.inflight = settled;
-    void settled.then(() => {
-      if (this.inflight === settled) this.inflight = null;
-    });
-    await run;
+  report(): Promise<void> {
+    this.pending += 1;
+    const run = this.tail.then(() => this.publish()).finally(() => (this.pending -= 1));
+    this.tail = run.catch(() => undefined);
+    return run;
   }
 
   private async publish(): Promise<void> {
@@ -93,7 +88,7 @@ export class HealthReporter {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
-    while (this.inflight !== null) await this.inflight;
+    await this.tail;
     await this.admin?.disconnect();
   }
 }
