@@ -1220,7 +1220,7 @@ function evidenceOf(plan: RulePlan, lanes: readonly Lane[], triggerLane: number,
     const l = lanes[li] as Lane;
     const last = li === triggerLane ? l.hi - 1 : -1;
     for (let i = l.lowerBound(l.lo, l.hi, from); i < l.hi; i++) {
-      inWindow.push(new EvidenceEntry(l.t(i), l.ids[i] as string, i === last));
+      inWindow.push(new EvidenceEntry(l.t(i), l.id(i), i === last));
     }
   }
   inWindow.sort(byTimestampThenId);

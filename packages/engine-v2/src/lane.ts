@@ -1,3 +1,4 @@
+import { idOf } from './row';
 import type { EventRow } from './row';
 import type { RuleEvent } from './types';
 
@@ -96,9 +97,14 @@ const COMPACT_AT = 256;
  * Arrays live in [head, size) (the owner's size for a follower; slots past it are stale); the front is
  * evicted by moving head and compacted in bulk.
  *
- * Timestamps and measurements are one interleaved column, `nums` = [t, v, v2, t, v, v2, ...] with
- * the lane's stride (1 + a slot per measurement), so an insert or a cursor step touches one array
- * instead of three (bench/engine.ts's profile stalled on the loads of each array's header and tail).
+ * Timestamps, measurements and id spans are one interleaved column, `nums` = [t, v, v2, span, t, v,
+ * v2, span, ...] with the lane's stride (2 + a slot per measurement), so an insert or a cursor step
+ * touches one array instead of several (bench/engine.ts's profile stalled on the loads of each array's
+ * header and tail).
+ *
+ * An id is kept as a text and a span (EventRow.idRef/idSpan): a decoded batch's ids share one string
+ * (RuleEventDecoder.copyId), so a stored event costs a pointer and a double, not a string of its own;
+ * the id string is made only for evidence (`id`).
  *
  * A lane keeps ids, timestamps and the measurements it reads, not the events: a decoded event then
  * dies young, which keeps the stored state small and the garbage collector's old generation quiet
@@ -107,10 +113,11 @@ const COMPACT_AT = 256;
 export class Lane {
   readonly spec: LaneSpec;
   // Not readonly: a follower gets arrays of its own when it is detached.
+  /** Per event, the text its id lies in (see `id`). */
   ids: string[];
   /** Only when the spec keeps events. */
   events: RuleEvent[];
-  /** [timestamp, measurement (if attr), second measurement (if attr2)] per event. */
+  /** [timestamp, measurement (if attr), second measurement (if attr2), id span] per event. */
   nums: number[];
   /** Slots per event in `nums`. */
   readonly stride: number;
@@ -149,7 +156,7 @@ export class Lane {
     this.ids = owner !== null ? owner.ids : [];
     this.events = owner !== null ? owner.events : spec.keepEvents ? [] : NO_EVENTS;
     this.nums = owner !== null ? owner.nums : [];
-    this.stride = 1 + (spec.attr === null ? 0 : 1) + (spec.attr2 === null ? 0 : 1);
+    this.stride = 2 + (spec.attr === null ? 0 : 1) + (spec.attr2 === null ? 0 : 1);
     this.pods = owner !== null ? owner.pods : spec.keepPods ? [] : NO_PODS;
     this.owner = owner;
     this.followers = null;
@@ -179,7 +186,8 @@ export class Lane {
   insert(event: EventRow): void {
     const spec = this.spec;
     const t = event.timestamp;
-    const id = event.id;
+    const id = event.idRef();
+    const span = event.idSpan;
     const stride = this.stride;
     const nums = this.nums;
     const len = this.size;
@@ -193,6 +201,7 @@ export class Lane {
       nums.push(t);
       if (spec.attr !== null) nums.push(measureAt(event, spec.attr));
       if (spec.attr2 !== null) nums.push(measureAt(event, spec.attr2));
+      nums.push(span);
       if (spec.keepPods) this.pods.push(pod);
     } else if (i === len) {
       // Over a stale slot (see dropFront).
@@ -202,13 +211,14 @@ export class Lane {
       nums[k] = t;
       if (spec.attr !== null) nums[k + 1] = measureAt(event, spec.attr);
       if (spec.attr2 !== null) nums[k + 2] = measureAt(event, spec.attr2);
+      nums[k + stride - 1] = span;
       if (spec.keepPods) this.pods[i] = pod;
     } else {
       this.ids.splice(i, 0, id);
       if (spec.keepEvents) this.events.splice(i, 0, event.toEvent());
-      if (stride === 1) nums.splice(i, 0, t);
-      else if (stride === 2) nums.splice(i * 2, 0, t, event.attr(spec.attr as string));
-      else nums.splice(i * 3, 0, t, event.attr(spec.attr as string), event.attr(spec.attr2 as string));
+      if (stride === 2) nums.splice(i * 2, 0, t, span);
+      else if (stride === 3) nums.splice(i * 3, 0, t, event.attr(spec.attr as string), span);
+      else nums.splice(i * 4, 0, t, event.attr(spec.attr as string), event.attr(spec.attr2 as string), span);
       if (spec.keepPods) this.pods.splice(i, 0, pod);
     }
     this.size = len + 1;
@@ -219,6 +229,11 @@ export class Lane {
   /** Timestamp of event i. */
   t(i: number): number {
     return this.nums[i * this.stride] as number;
+  }
+
+  /** Id of event i (made from the shared id text: only evidence asks for it). */
+  id(i: number): string {
+    return idOf(this.ids[i] as string, this.nums[i * this.stride + this.stride - 1] as number);
   }
 
   /** Measurement of event i (NaN when the event lacks it). */

@@ -40,6 +40,19 @@ export function hashText(s: string | null): number {
   return h;
 }
 
+/**
+ * An id's place in a shared id text, start * ID_SPAN + length (EventRow.idSpan): exact in a double for
+ * starts below 2^28 and lengths below 2^24.
+ */
+export const ID_SPAN = 16_777_216;
+
+/** The id that `span` (EventRow.idSpan) marks in `blob`: the whole of it for -1. */
+export function idOf(blob: string, span: number): string {
+  if (span < 0) return blob;
+  const start = Math.floor(span / ID_SPAN);
+  return blob.substring(start, start + (span - start * ID_SPAN));
+}
+
 /** Node's Buffer has utf8Slice (what avsc's Tap.readString calls), without toString's argument checks. */
 type SlicingBuffer = Buffer & { utf8Slice(start: number, end: number): string };
 
@@ -95,6 +108,13 @@ export class EventRow {
    * that no rule reads); the other entity fields read null, and there are no attributes or labels.
    */
   partial = false;
+  /**
+   * The text a lane keeps for this row's id and where the id lies in it (see idRef): a batch's shared
+   * id text (RuleEventDecoder.decodeRows) with idSpan = start * ID_SPAN + length, or the id itself with
+   * idSpan = -1; null until one of the two is set.
+   */
+  idBlob: string | null = null;
+  idSpan = -1;
 
   get id(): string {
     let id = this.idText;
@@ -103,6 +123,20 @@ export class EventRow {
       this.idText = id;
     }
     return id;
+  }
+
+  /**
+   * The id's text for a lane to keep (with idSpan, see idOf): the batch's shared id text when the
+   * decoder made one, otherwise the id string itself (made now if need be).
+   */
+  idRef(): string {
+    let blob = this.idBlob;
+    if (blob === null) {
+      blob = this.id;
+      this.idBlob = blob;
+      this.idSpan = -1;
+    }
+    return blob;
   }
 
   /** Whether the id is empty (without making it). */
@@ -117,6 +151,8 @@ export class EventRow {
     this.buf = buf;
     this.idStart = idStart;
     this.idEnd = idEnd;
+    this.idBlob = null;
+    this.idSpan = -1;
     this.attrCount = 0;
     this.labelCount = 0;
     this.event = null;
@@ -154,6 +190,8 @@ export class EventRow {
     const e = event.entity;
     this.idText = event.id;
     this.buf = null;
+    this.idBlob = null;
+    this.idSpan = -1;
     this.timestamp = event.timestamp;
     this.type = event.type;
     // A missing nullable field reads as null (RULES.md), as @tapio/rules' `present` treats it.

@@ -93,6 +93,16 @@ describe('decodeRows + processRows equal V1', () => {
     checkRows(events, 'fuzz, keyIdleMs 240000', { keyIdleMs: 240_000 });
   });
 
+  test("ids kept as spans of each batch's id text: ASCII, non-ASCII and long ids mixed in one batch", () => {
+    // Lanes keep a decoded row's id as a span of one string per batch (RuleEventDecoder.copyId); an id
+    // with a non-ASCII byte keeps its own string. Evidence and result ids must be V1's either way.
+    const events = fuzzStream({ seed: 34, events: 20_000, outOfOrderMs: 20_000, lateShare: 0.01 }).map((e, i) => ({
+      ...e,
+      id: i % 7 === 0 ? `é-${e.id}-ü` : i % 11 === 0 ? `${e.id}-${'x'.repeat(300)}` : e.id,
+    }));
+    checkRows(events, 'mixed ids', {}, 250);
+  });
+
   test('entity fields that build the same key string share its state (names with "/")', () => {
     const b = new EventsBuilder();
     const events: Event[] = [];
