@@ -135,7 +135,6 @@ function scopeCodeOf(rule: RuleDefinition, input: RuleInput): number {
  * loads of the per-key state), plus the rule's watermark, cooldown and second lane.
  */
 class RuleState extends Lane {
-  watermark: number;
   lastFiredAt: number;
   /** The engine's event count when the state was made. */
   readonly bornAt: number;
@@ -144,11 +143,26 @@ class RuleState extends Lane {
   /** `owner`: a one-lane rule's lane follows it (see sharesEvents). */
   constructor(plan: RulePlan, bornAt: number, owner: Lane | null) {
     super(plan.lanes[0] as LaneSpec, owner);
-    this.watermark = -Infinity;
     this.lastFiredAt = -Infinity;
     this.bornAt = bornAt;
     const second = plan.lanes[1];
     this.lane1 = owner === null && second !== undefined ? new Lane(second) : null;
+  }
+
+  /**
+   * The newest timestamp among the rule's accepted events for the key (-Infinity before the first):
+   * every accepted event is stored, and the newest one is never evicted (advance drops only events
+   * older than watermark - lateness - horizon), so it is the last stored timestamp of the lanes. Read
+   * from the lanes' tails, which the insert and cursor steps touch anyway, rather than kept in a
+   * field: a double field is a separate heap box, and its load was the top item of evaluate's
+   * line profile (bench/engine.ts, V2).
+   */
+  get watermark(): number {
+    const w = this.newest();
+    const b = this.lane1;
+    if (b === null) return w;
+    const v = b.newest();
+    return v > w ? v : w;
   }
 
   /** [this] or [this, lane1]; made when asked (decisions, freeing), not kept: one array less per state. */
@@ -963,7 +977,6 @@ export class V2Engine {
     const target = laneIndex === 0 ? a : (b as Lane);
     // A follower's event was inserted by its owner, evaluated just before for the same event.
     if (target.owner === null) target.insert(event);
-    if (now > state.watermark) state.watermark = now;
     // As V1: nothing older than watermark - lateness - horizon can be in a non-late event's horizon.
     let evicted = a.advance(event, state, this.allowedLatenessMs, rule.horizonMs);
     if (b !== null) evicted += b.advance(event, state, this.allowedLatenessMs, rule.horizonMs);

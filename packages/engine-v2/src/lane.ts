@@ -226,6 +226,12 @@ export class Lane {
     if (this.followerCount !== 0) for (const f of this.followers as Lane[]) f.shifted(i);
   }
 
+  /** The newest stored timestamp (the last: lanes are sorted), or -Infinity when none is stored. */
+  newest(): number {
+    const n = this.count();
+    return n > this.head ? (this.nums[(n - 1) * this.stride] as number) : -Infinity;
+  }
+
   /** Timestamp of event i. */
   t(i: number): number {
     return this.nums[i * this.stride] as number;
