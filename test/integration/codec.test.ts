@@ -89,6 +89,25 @@ test('register under <topic>-value is idempotent; both decode paths round-trip',
   assert.deepEqual(plain(decoder.decode(wire)), sample);
 });
 
+test('services registering a new subject at the same moment all succeed with one id', async () => {
+  // Every service registers its output subject at start-up. The registry client's first registration
+  // of a subject sets the subject's compatibility after registering the schema; a second client asking
+  // in between read the registry's global level (NONE here) and failed with "Compatibility does not
+  // match": npm start's correlator-v2 exited 1 on a fresh registry that way.
+  for (let round = 0; round < 5; round++) {
+    const topic = randomName('codec-race');
+    const outcomes = await Promise.allSettled(Array.from({ length: 6 }, () => codec().registerEvent(topic)));
+    const failed = outcomes.filter((o) => o.status === 'rejected');
+    assert.deepEqual(
+      failed.map((o) => String(o.reason)),
+      [],
+      `round ${round}: every concurrent registration succeeds`,
+    );
+    const ids = new Set(outcomes.map((o) => (o as PromiseFulfilledResult<number>).value));
+    assert.equal(ids.size, 1, `round ${round}: one schema id`);
+  }
+});
+
 test('projection decodes only the named fields, straight from the buffer at offset 5', async () => {
   const c = codec();
   const id = await c.registerEvent(randomName('proj'));

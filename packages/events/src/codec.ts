@@ -298,6 +298,24 @@ function registryError(err: unknown, what: string, op: 'get' | 'register', conte
 }
 
 /**
+ * Attempts after the first when a register may have met another client's first registration of the
+ * same subject (50 ms, doubling: ~1.5 s in all). Two races, both seen with Apicurio 3.0.9 when the
+ * services start together on a fresh registry (npm start's correlator-v2 exited 1; the test
+ * "services registering a new subject at the same moment" reproduces both):
+ * - the client registers a new subject's schema first and sets the subject's compatibility after;
+ *   a client asking in between reads the registry's global level and throws "Compatibility does not
+ *   match the configuration";
+ * - two creates of the same new subject at once: the registry answers one of them 409.
+ * A schema that is really incompatible also gets 409; it fails the same way, ~1.5 s later.
+ */
+const FIRST_REGISTRATION_RETRIES = 5;
+
+function mayBeRegistrationRace(err: unknown): boolean {
+  if (err instanceof Error && err.name === 'ConfluentSchemaRegistryCompatibilityError') return true;
+  return statusOf(err) === 409;
+}
+
+/**
  * The schema registry, through @kafkajs/confluent-schema-registry. Registers schemas under
  * `<topic>-value`, encodes to the wire format, decodes (V1's path) and serves writer schemas to
  * WireDecoder (shared cache: one fetch per id).
@@ -315,18 +333,27 @@ export class RegistryCodec implements SchemaSource {
     this.compatibility = options.compatibility ?? 'BACKWARD';
   }
 
-  /** Registers (or finds) a schema under `<topic>-value` and returns its id. Idempotent. */
+  /**
+   * Registers (or finds) a schema under `<topic>-value` and returns its id. Idempotent, also when
+   * several services register a new subject at the same moment (see FIRST_REGISTRATION_RETRIES).
+   */
   async register(topic: string, schema: AvroSchema | RecordSchemaJson): Promise<number> {
     const subject = `${topic}-value`;
-    try {
-      const { id } = await this.registry.register(
-        { type: SchemaType.AVRO, schema: JSON.stringify(schema) },
-        { subject, compatibility: COMPATIBILITY[this.compatibility] },
-      );
-      this.types.set(id, avro.Type.forSchema(schema as AvroSchema));
-      return id;
-    } catch (err) {
-      throw registryError(err, `registering ${subject}`, 'register');
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const { id } = await this.registry.register(
+          { type: SchemaType.AVRO, schema: JSON.stringify(schema) },
+          { subject, compatibility: COMPATIBILITY[this.compatibility] },
+        );
+        this.types.set(id, avro.Type.forSchema(schema as AvroSchema));
+        return id;
+      } catch (err) {
+        if (attempt < FIRST_REGISTRATION_RETRIES && mayBeRegistrationRace(err)) {
+          await new Promise((resolve) => setTimeout(resolve, 50 * 2 ** attempt));
+          continue;
+        }
+        throw registryError(err, `registering ${subject}`, 'register');
+      }
     }
   }
 
