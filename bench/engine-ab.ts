@@ -19,6 +19,7 @@ import { EVENT_SCHEMA, encodeWire, eventAvroType } from '@tapio/events';
 import type { AvroSchema, Result } from '@tapio/events';
 import type * as EngineV2 from '@tapio/engine-v2';
 import { generateStream } from '@tapio/scenarios';
+import { ENGINE_BATCH, engineStream } from './engine-stream';
 
 const [dir, startArg, durationArg] = process.argv.slice(2);
 if (dir === undefined || startArg === undefined || durationArg === undefined) {
@@ -32,19 +33,11 @@ const durationMs = Number(durationArg);
 const M = require(resolve(dir, 'index.js')) as typeof EngineV2;
 
 // bench/engine.ts's stream (full size) and batch size.
-const stream = generateStream({
-  seed: 20250115,
-  startMs: Date.UTC(2025, 0, 15, 9, 0, 0),
-  scenarios: 'all',
-  incidentsPerScenario: 10,
-  noiseEvents: 300_000,
-  outOfOrderMs: 5_000,
-  lateShare: 0.001,
-});
+const stream = generateStream(engineStream(false));
 const expected = stream.expected.length;
 const buffers = stream.events.map((e) => encodeWire(1, eventAvroType, e));
 const batches: Buffer[][] = [];
-for (let i = 0; i < buffers.length; i += 500) batches.push(buffers.slice(i, i + 500));
+for (let i = 0; i < buffers.length; i += ENGINE_BATCH) batches.push(buffers.slice(i, i + ENGINE_BATCH));
 
 function run(): void {
   const engine = new M.V2Engine();

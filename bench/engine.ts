@@ -24,23 +24,16 @@ import type { AvroSchema, Event, Result } from '@tapio/events';
 import { V1Engine } from '@tapio/engine-v1';
 import { RowBatch, RuleEventDecoder, V2Engine } from '@tapio/engine-v2';
 import { generateStream, listScenarios } from '@tapio/scenarios';
+import { ENGINE_BATCH, engineStream } from './engine-stream';
 
 const quick = process.argv.includes('--quick');
 const SCHEMA_ID = 1;
-const BATCH = 500;
+const BATCH = ENGINE_BATCH;
 // Five: on a 2-vCPU VM shared with other tenants, V1 and V2 (bound by memory loads) vary by up to 1.5x
 // between identical runs; the median of five, and each repetition's V2 / V1 (the two runs adjacent
 // in time), show that spread.
 const REPETITIONS = quick ? 1 : 5;
-const STREAM = {
-  seed: 20250115,
-  startMs: Date.UTC(2025, 0, 15, 9, 0, 0),
-  scenarios: 'all' as const,
-  incidentsPerScenario: quick ? 2 : 10,
-  noiseEvents: quick ? 30_000 : 300_000,
-  outOfOrderMs: 5_000,
-  lateShare: 0.001,
-};
+const STREAM = engineStream(quick);
 const ACTIVE_KEYS = quick ? 10_000 : 100_000;
 const SAMPLES_PER_KEY = 3;
 

@@ -145,7 +145,7 @@ export class RuleEventDecoder {
       const text = this.idScratch.latin1Slice(0, idBytes);
       for (let i = 0; i < n; i++) {
         const row = batch.rows[i] as EventRow;
-        if (errors[i] === null && row.idSpan >= 0 && row.idBlob === null) row.idBlob = text;
+        if (errors[i] === null && row.idSpan >= 0) row.idBlob = text;
       }
     }
     errors.length = n;
