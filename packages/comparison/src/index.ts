@@ -73,7 +73,7 @@ export interface ResultJoinerOptions {
 export interface JoinerStats {
   pendingPrimary: number;
   pendingShadow: number;
-  /** Primary results not compared because their engine is not v1. */
+  /** Primary results not compared: their engine is not v1, or their key was not shadowed (warm). */
   skippedPrimary: number;
   /** Second copies of a result already waiting or already classified within the window. */
   redeliveries: number;
@@ -99,8 +99,12 @@ export class ResultJoiner {
     this.windowMs = options.windowMs;
   }
 
-  addPrimary(result: Result, nowMs: number): Comparison | undefined {
-    if (!isComparablePrimary(result)) {
+  /**
+   * `shadowed`: whether a shadow counterpart is expected at all (the comparator service reads it from
+   * the result's `tapio-compared` header; offline comparisons of two complete runs pass true).
+   */
+  addPrimary(result: Result, nowMs: number, shadowed = true): Comparison | undefined {
+    if (!shadowed || !isComparablePrimary(result)) {
       this.skippedPrimary++;
       return undefined;
     }

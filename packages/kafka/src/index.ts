@@ -216,6 +216,9 @@ export class DeadLetterQueue {
  * record triggers with triggeredAt < that time are not published; the record still updates the
  * rules' window and cooldown state, so the warming engine ends up where the publishing one is and
  * does not fire again for what the other already reported (@tapio/routing, plan.ts).
+ * `compared` (value `1`, only on V1 records): the key also went to the V2 shadow engine, which is
+ * warm for it, so V1 puts the same header on the results the record triggers and the comparator
+ * pairs exactly those with the shadow results; V1 results without it have no shadow counterpart.
  */
 export const ROUTING_HEADERS = {
   rules: 'tapio-rules',
@@ -223,6 +226,7 @@ export const ROUTING_HEADERS = {
   epoch: 'tapio-epoch',
   source: 'tapio-source',
   suppressUntil: 'tapio-suppress-until',
+  compared: 'tapio-compared',
 } as const;
 
 /** A header value as text, or undefined when absent. */

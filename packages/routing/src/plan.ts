@@ -24,6 +24,12 @@
  * still active for t is the one with complete data (induction over the chain), so it is the one left
  * unsuppressed; every other engine of the chain receives the record suppressed. Opening the breaker
  * is the exception: V2 is failing, so keys move to V1 at once and windows open on V2 are lost.
+ *
+ * Shadow copies warm up the same way. A key that starts being shadowed (shadow enabled, percentage
+ * raised, salt changed, breaker closed again) has a shadow engine without its history, so until the
+ * change's U its shadow copies are suppressed and its V1 records are not marked `compared`; the
+ * comparator pairs only results of `compared` records, so neither a cold shadow engine nor a key
+ * that is not shadowed at all shows up as a mismatch.
  */
 import type { Event } from '@tapio/events';
 import { RULES_BY_ID, routesFor } from '@tapio/rules';
@@ -43,6 +49,12 @@ export interface PlannedRoute {
   ruleIds: string[];
   /** Event time until which results triggered by this record must not be published; null: publish. */
   suppressUntilMs: number | null;
+  /**
+   * On a V1 record: its results are to be compared with V2 shadow's, because the key has a shadow
+   * copy and had one under every config of the last warm-up (the shadow engine's windows are
+   * complete). False on every other record.
+   */
+  compared: boolean;
 }
 
 /** What decided before a change: a config (with the V1 lag and, for time windows, the instant), or "all V1". */
@@ -117,7 +129,7 @@ export function planRoutes(
     if (boundary !== null && t < boundary.untilMs) active.push(boundary);
   }
   const maxUntil = active.reduce((m, h) => Math.max(m, h.untilMs), 0);
-  const shadowOn = config.shadow.enabled && breaker !== 'open' && config.shadow.percentage > 0;
+  const shadowOn = breaker !== 'open' && shadows(config, null);
 
   for (const { scopeKey, ruleIds } of routes) {
     const names = entityNamesOfScopeKey(scopeKey);
@@ -127,7 +139,7 @@ export function planRoutes(
       const id = `${suppressUntilMs === null ? 0 : 1}${target}`;
       let g = groups.get(id);
       if (g === undefined) {
-        g = { target, scopeKey, ruleIds: [], suppressUntilMs };
+        g = { target, scopeKey, ruleIds: [], suppressUntilMs, compared: false };
         groups.set(id, g);
       }
       g.ruleIds.push(ruleId);
@@ -151,13 +163,30 @@ export function planRoutes(
       return g === undefined ? [] : [g];
     });
     for (const g of ordered) out.push(g);
-    if (shadowOn && inPercentage(shadowBucketOf(config.salt, scopeKey), config.shadow.percentage)) {
+    if (shadowOn && shadows(config, scopeKey)) {
+      // Cold until the last change under which the key was not shadowed has passed its warm-up.
+      let coldUntil: number | null = null;
+      for (const h of active) {
+        if (h.before.kind === 'config' && shadows(h.before.config, scopeKey)) continue;
+        coldUntil = Math.max(coldUntil ?? h.untilMs, h.untilMs);
+      }
       for (const g of ordered) {
-        if (g.target === 'v1') out.push({ ...g, target: 'v2-shadow', ruleIds: [...g.ruleIds] });
+        if (g.target !== 'v1') continue;
+        const suppressUntilMs =
+          coldUntil === null ? g.suppressUntilMs : Math.max(g.suppressUntilMs ?? coldUntil, coldUntil);
+        out.push({ ...g, target: 'v2-shadow', ruleIds: [...g.ruleIds], suppressUntilMs });
+        if (coldUntil === null) g.compared = true;
       }
     }
   }
   return out;
+}
+
+/** Whether `config` shadows `scopeKey` (null: whether it shadows any key). */
+function shadows(config: RoutingConfig, scopeKey: string | null): boolean {
+  const { enabled, percentage } = config.shadow;
+  if (!enabled || percentage <= 0) return false;
+  return scopeKey === null || inPercentage(shadowBucketOf(config.salt, scopeKey), percentage);
 }
 
 export interface ApplyOutcome {

@@ -3,16 +3,19 @@
  * tapio-comparator, joins them by (ruleId, entityKey, triggerEventId) within a wall-clock window
  * (@tapio/comparison), counts every classification, logs a sample of the mismatches with both
  * results and publishes a cumulative snapshot to tapio.health every healthIntervalMs.
+ * Only primary results with the `tapio-compared` header are paired: V1 puts it on the results of
+ * records the router also sent, warm, to the shadow engine. Every other primary result (a key not
+ * shadowed, a shadow still warming up, a V2-primary result) is counted as skipped, not as missing.
  * The join state is in memory: a restart forgets the unpaired results of the last window, which
  * only costs comparison coverage, never a result, so offsets are committed as they are read.
  */
 import { Counter } from 'prom-client';
-import { COMPARISON_KINDS, ComparisonTally, ResultJoiner } from '@tapio/comparison';
+import { COMPARISON_KINDS, ComparisonTally, ResultJoiner, isComparablePrimary } from '@tapio/comparison';
 import type { Comparison } from '@tapio/comparison';
 import { errorCode, findTapioError, isRetriable } from '@tapio/errors';
 import { RESULT_SCHEMA, RegistryCodec, WireDecoder, readSchemaId } from '@tapio/events';
 import type { Result } from '@tapio/events';
-import { DeadLetterQueue } from '@tapio/kafka';
+import { DeadLetterQueue, ROUTING_HEADERS, headerText } from '@tapio/kafka';
 import type { EachMessagePayload } from '@tapio/kafka';
 import { connectConsumer, connectProducer } from '@tapio/runtime';
 import type { RunningService, ServiceContext } from '@tapio/runtime';
@@ -55,6 +58,11 @@ export async function startComparator(ctx: ServiceContext, options: ComparatorOp
     registers,
   });
   for (const kind of COMPARISON_KINDS) comparisons.inc({ kind }, 0);
+  const skipped = new Counter({
+    name: 'tapio_result_comparison_skipped_total',
+    help: 'Primary results not compared: a V2-primary result, or a key not shadowed or whose shadow was warming up',
+    registers,
+  });
 
   const joiner = new ResultJoiner({ windowMs: config.comparator.windowMs });
   const tally = new ComparisonTally();
@@ -107,7 +115,13 @@ export async function startComparator(ctx: ServiceContext, options: ComparatorOp
       return;
     }
     const now = Date.now();
-    const c = topic === shadowTopic ? joiner.addShadow(result, now) : joiner.addPrimary(result, now);
+    let c: Comparison | undefined;
+    if (topic === shadowTopic) c = joiner.addShadow(result, now);
+    else {
+      const shadowed = headerText(message.headers, ROUTING_HEADERS.compared) === '1';
+      if (!shadowed || !isComparablePrimary(result)) skipped.inc();
+      c = joiner.addPrimary(result, now, shadowed);
+    }
     if (c !== undefined) record(c);
   };
 

@@ -95,6 +95,8 @@ export async function startCorrelatorV1(
     const scopeKey = headerText(message.headers, ROUTING_HEADERS.scopeKey) ?? message.key?.toString();
     // Route-change handoff: while this engine warms up for the key, its detections are withheld.
     const until = headerText(message.headers, ROUTING_HEADERS.suppressUntil);
+    // Shadow comparison: the comparator pairs only results that carry the router's mark.
+    const compared = headerText(message.headers, ROUTING_HEADERS.compared) === '1';
     const results =
       rules === undefined || scopeKey === undefined
         ? engine.process(event)
@@ -112,7 +114,13 @@ export async function startCorrelatorV1(
           producer.send({
             topic: outputTopic,
             acks: -1,
-            messages: [{ key: r.entityKey, value: codec.encode(resultSchemaId, r) }],
+            messages: [
+              {
+                key: r.entityKey,
+                value: codec.encode(resultSchemaId, r),
+                ...(compared ? { headers: { [ROUTING_HEADERS.compared]: '1' } } : {}),
+              },
+            ],
           }),
         ),
       );

@@ -392,6 +392,7 @@ export async function startRouter(ctx: ServiceContext, options: RouterOptions = 
     if (running && aligner.totalBuffered() > 0) void pump().catch(() => undefined);
   });
 
+  const COMPARED = Buffer.from('1');
   /** The `tapio-rules` header value per distinct rule list (a handful of lists: bounded). */
   const rulesHeaders = new Map<string, Buffer>();
   const rulesHeader = (ruleIds: readonly string[]): Buffer => {
@@ -428,6 +429,7 @@ export async function startRouter(ctx: ServiceContext, options: RouterOptions = 
         if (route.suppressUntilMs !== null) {
           headers[ROUTING_HEADERS.suppressUntil] = Buffer.from(String(route.suppressUntilMs));
         }
+        if (route.compared) headers[ROUTING_HEADERS.compared] = COMPARED;
         const out = targets[route.target];
         let list = byTopic.get(out);
         if (list === undefined) byTopic.set(out, (list = []));

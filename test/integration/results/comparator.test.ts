@@ -3,6 +3,7 @@ import type { TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ComparisonSnapshot } from '@tapio/comparison';
 import { RegistryCodec } from '@tapio/events';
+import { ROUTING_HEADERS } from '@tapio/kafka';
 import type { Result } from '@tapio/events';
 import { createLogger } from '@tapio/observability';
 import { startService } from '@tapio/runtime';
@@ -54,11 +55,16 @@ test('comparator joins the primary and shadow topics and classifies a crafted se
   const producer = kafka().producer({ idempotent: true, maxInFlightRequests: 1 });
   await producer.connect();
   t.after(() => producer.disconnect());
-  const send = (topic: string, schemaId: number, results: Result[]) =>
+  // Primary results as correlator-v1 writes them for shadowed keys: with the `tapio-compared` mark.
+  const send = (topic: string, schemaId: number, results: Result[], marked = true) =>
     producer.send({
       topic,
       acks: -1,
-      messages: results.map((r) => ({ key: r.entityKey, value: codec.encode(schemaId, r) })),
+      messages: results.map((r) => ({
+        key: r.entityKey,
+        value: codec.encode(schemaId, r),
+        ...(marked ? { headers: { [ROUTING_HEADERS.compared]: '1' } } : {}),
+      })),
     });
 
   const shadowOf = (r: Result, o: Partial<Result> = {}): Result => ({ ...r, engine: 'v2', ...o });
@@ -70,6 +76,9 @@ test('comparator joins the primary and shadow topics and classifies a crafted se
   const v2Primary = makeResult('memory-leak', 'container/shop/a/app', 'e6', { engine: 'v2' });
 
   await send(primaryTopic, primaryId, [match1, match2, differ, missing, v2Primary, match1 /* redelivered */]);
+  // A V1 result of a key that was not shadowed: no shadow counterpart is expected, so not `missing_in_v2`.
+  const unshadowed = makeResult('disk-pressure', 'node/n3', 'e7', { category: 'storage' });
+  await send(primaryTopic, primaryId, [unshadowed], false);
   await send(shadowTopic, shadowId, [
     shadowOf(match1),
     shadowOf(match2),
@@ -110,6 +119,11 @@ test('comparator joins the primary and shadow topics and classifies a crafted se
     1,
   );
   assert.doesNotMatch(text, /rule_id="memory-leak"/, 'results of V2-primary keys are not compared');
+  assert.equal(
+    metricValue(text, 'tapio_result_comparison_skipped_total', {}),
+    2,
+    'the V2-primary and the unshadowed result',
+  );
 
   const snapshotText = await readUntil(t, healthTopic, (v) => {
     const s = JSON.parse(v) as ComparisonSnapshot;

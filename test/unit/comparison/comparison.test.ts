@@ -58,10 +58,12 @@ test('the joiner pairs across arrival order, expires by wall clock, and ignores 
   assert.equal(joiner.addPrimary(b, 100), undefined);
   assert.equal(joiner.addPrimary(b, 150), undefined, 'a redelivered primary is ignored');
   assert.equal(joiner.addPrimary(makeResult('x', 'y', 'z', { engine: 'v2' }), 150), undefined);
+  const d = makeResult('crash-loop', 'pod/shop/d', 'e4');
+  assert.equal(joiner.addPrimary(d, 160, false), undefined, 'a V1 result of a key not shadowed is skipped');
   const paired = joiner.addPrimary(a, 500);
   assert.equal(paired?.kind, 'match');
   assert.equal(joiner.addShadow(v2(a), 600), undefined, 'a redelivered shadow of a completed pair is ignored');
-  assert.deepEqual(joiner.stats, { pendingPrimary: 1, pendingShadow: 0, skippedPrimary: 1, redeliveries: 2 });
+  assert.deepEqual(joiner.stats, { pendingPrimary: 1, pendingShadow: 0, skippedPrimary: 2, redeliveries: 2 });
 
   assert.deepEqual(joiner.expire(1099), [], 'b has waited 999 ms');
   const expired = joiner.expire(1100);

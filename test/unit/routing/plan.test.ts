@@ -1,5 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { ResultJoiner } from '@tapio/comparison';
+import type { Comparison } from '@tapio/comparison';
 import { loadConfig } from '@tapio/config';
 import { V1Engine } from '@tapio/engine-v1';
 import type { Event, Result } from '@tapio/events';
@@ -263,4 +265,137 @@ test('load: a flip of the V1-overloaded state is a route change with a handoff',
   table.setV1Lag(500, at(10));
   assert.deepEqual(crash(11), ['v1', 'v2']);
   assert.deepEqual(crash(10 + table.current.handoff.warmupMs / 1000), ['v2']);
+});
+
+/** V1 and shadow engines fed by plans, the V2 shadow played by a second V1Engine (the engines agree: parity tests). */
+class ShadowHarness {
+  readonly v1 = new V1Engine();
+  readonly v2 = new V1Engine();
+  readonly shadow = new V1Engine();
+  /** Published V1 results, with whether their trigger record was marked `compared`. */
+  readonly primary: { result: Result; compared: boolean }[] = [];
+  readonly shadowPublished: Result[] = [];
+  feed(e: Event, plan: PlannedRoute[]): void {
+    for (const p of plan) {
+      const engine = p.target === 'v1' ? this.v1 : p.target === 'v2' ? this.v2 : this.shadow;
+      for (const r of engine.processRouted(e, p.scopeKey, p.ruleIds)) {
+        if (p.suppressUntilMs !== null && r.triggeredAt < p.suppressUntilMs) continue;
+        if (p.target === 'v1') this.primary.push({ result: r, compared: p.compared });
+        if (p.target === 'v2-shadow') this.shadowPublished.push(r);
+      }
+    }
+  }
+  /** What the comparator would count: only `compared` V1 results are paired, as the service does. */
+  compare(onlyMarked: boolean): Record<string, number> {
+    const joiner = new ResultJoiner({ windowMs: Number.MAX_SAFE_INTEGER });
+    const kinds: Comparison[] = [];
+    for (const { result, compared } of this.primary) {
+      const c = joiner.addPrimary(result, 0, compared || !onlyMarked);
+      if (c) kinds.push(c);
+    }
+    for (const r of this.shadowPublished) {
+      const c = joiner.addShadow(r, 0);
+      if (c) kinds.push(c);
+    }
+    kinds.push(...joiner.flush());
+    const counts: Record<string, number> = { match: 0, missing_in_v2: 0, extra_in_v2: 0, differing: 0 };
+    for (const c of kinds) counts[c.kind]!++;
+    return counts;
+  }
+}
+
+test('shadow comparison: only V1 records of shadowed, warm keys are marked compared', () => {
+  const b = new EventsBuilder();
+  const on = cfg({ shadow: { enabled: true, percentage: 100 } }, 1);
+  const restart = (s: number) => b.pod('pod.restart', s, { name: 'web-9', attributes: { restart_count: 1 } });
+  const crash = (plan: PlannedRoute[]) =>
+    plan.filter((p) => p.ruleIds.includes('crash-loop')).map((p) => [p.target, p.suppressUntilMs, p.compared]);
+
+  // Shadow off (the default): nothing is compared, nothing copied.
+  const off = new RoutingTable(cfg({}));
+  assert.deepEqual(crash(off.plan(restart(0), NOW)), [['v1', null, false]]);
+
+  // Shadow on from the start (no change to warm up from): copied and compared at once.
+  const always = new RoutingTable(on);
+  assert.deepEqual(crash(always.plan(restart(0), NOW)), [
+    ['v1', null, true],
+    ['v2-shadow', null, false],
+  ]);
+
+  // Enabled by a new epoch at F: the shadow copy warms up (suppressed until U), V1 is not compared until U.
+  const table = new RoutingTable(cfg({}));
+  table.plan(restart(-30), NOW);
+  const F = at(0);
+  assert.equal(table.apply(cfg({ shadow: { enabled: true, percentage: 100 } }, 2), F).applied, true);
+  const U = F + table.current.handoff.warmupMs;
+  assert.deepEqual(crash(table.plan(restart(10), NOW)), [
+    ['v1', null, false],
+    ['v2-shadow', U, false],
+  ]);
+  assert.deepEqual(crash(table.plan(restart((U - F) / 1000 + 1), NOW)), [
+    ['v1', null, true],
+    ['v2-shadow', null, false],
+  ]);
+
+  // The breaker leaving open: the shadow engine saw nothing meanwhile, so it warms up again.
+  table.setBreaker('open', at(5000));
+  assert.deepEqual(crash(table.plan(restart(5010), NOW)), [['v1', null, false]]);
+  table.setBreaker('closed', at(5020));
+  const U2 = at(5020) + table.current.handoff.warmupMs;
+  assert.deepEqual(crash(table.plan(restart(5030), NOW)), [
+    ['v1', null, false],
+    ['v2-shadow', U2, false],
+  ]);
+
+  // Lowering the percentage needs no warm-up: the keys still shadowed were shadowed before.
+  const lower = new RoutingTable(on);
+  lower.plan(restart(0), NOW);
+  assert.equal(lower.apply(cfg({ shadow: { enabled: true, percentage: 50 } }, 2), at(10)).applied, true);
+  for (let i = 0; i < 200; i++) {
+    const e = b.pod('pod.restart', 20, { name: `p-${i}` });
+    for (const p of lower.plan(e, NOW)) {
+      if (p.target === 'v2-shadow') assert.equal(p.suppressUntilMs, null, `${p.scopeKey}: no warm-up`);
+    }
+  }
+});
+
+test('shadow comparison property: with shadow switched on, widened and narrowed mid-stream, the marked results pair exactly', () => {
+  const stream = generateStream({
+    seed: 11,
+    startMs: at(0),
+    scenarios: 'all',
+    incidentsPerScenario: 20,
+    noiseEvents: 3000,
+  });
+  const events = stream.events;
+  const span = events[events.length - 1]!.timestamp - events[0]!.timestamp;
+  const t0 = events[0]!.timestamp;
+  const shadowAt = (pct: number, epoch: number, o: Record<string, unknown> = {}) =>
+    cfg({ strategy: 'percentage', v2Percentage: 30, shadow: { enabled: pct > 0, percentage: pct }, ...o }, epoch);
+  // About 85 min of events, warm-up 31 min. Shadow off → 100 % at a tenth → V2 share raised at 0.6
+  // (keys move V1 → V2 through a handoff) → narrowed to 40 % at 0.75 → widened to 70 % at 0.9.
+  const changes: [number, RoutingConfig][] = [
+    [t0 + span * 0.1, shadowAt(100, 1)],
+    [t0 + span * 0.6, shadowAt(100, 2, { v2Percentage: 60 })],
+    [t0 + span * 0.75, shadowAt(40, 3, { v2Percentage: 60 })],
+    [t0 + span * 0.9, shadowAt(70, 4, { v2Percentage: 60 })],
+  ];
+  const table = new RoutingTable(shadowAt(0, 0));
+  const h = new ShadowHarness();
+  for (const e of events) {
+    while (changes.length > 0 && changes[0]![0] <= e.timestamp) {
+      const [anchor, c] = changes.shift()!;
+      assert.equal(table.apply(c, anchor).applied, true);
+    }
+    h.feed(e, table.plan(e, NOW));
+  }
+  const marked = h.compare(true);
+  const compared = h.primary.filter((p) => p.compared).length;
+  assert.ok(compared >= 20, `enough compared results (${compared} of ${h.primary.length})`);
+  assert.ok(compared < h.primary.length, 'some V1 results are not compared (shadow off, warming, narrowed)');
+  assert.deepEqual(marked, { match: compared, missing_in_v2: 0, extra_in_v2: 0, differing: 0 });
+  // Pairing every V1 result instead, as the comparator did before, reports V1 results as missing
+  // (the check can fail).
+  const all = h.compare(false);
+  assert.ok(all['missing_in_v2']! > 0, `unmarked results would be missing: ${JSON.stringify(all)}`);
 });
