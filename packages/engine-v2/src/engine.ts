@@ -135,7 +135,12 @@ function scopeCodeOf(rule: RuleDefinition, input: RuleInput): number {
  * loads of the per-key state), plus the rule's watermark, cooldown and second lane.
  */
 class RuleState extends Lane {
-  lastFiredAt: number;
+  /**
+   * When the rule last fired for the key; null before. Null rather than -Infinity: a field that
+   * holds only numbers is a separate heap box that the cooldown check of every evaluation loads (a
+   * cold line); one that also holds null points to a number made only when the rule fires.
+   */
+  lastFiredAt: number | null;
   /** The engine's event count when the state was made. */
   readonly bornAt: number;
   readonly lane1: Lane | null;
@@ -143,7 +148,7 @@ class RuleState extends Lane {
   /** `owner`: a one-lane rule's lane follows it (see sharesEvents). */
   constructor(plan: RulePlan, bornAt: number, owner: Lane | null) {
     super(plan.lanes[0] as LaneSpec, owner);
-    this.lastFiredAt = -Infinity;
+    this.lastFiredAt = null;
     this.bornAt = bornAt;
     const second = plan.lanes[1];
     this.lane1 = owner === null && second !== undefined ? new Lane(second) : null;
@@ -202,6 +207,8 @@ function sharesEvents(earlier: RulePlan, later: RulePlan): boolean {
   );
 }
 
+const TWO_30 = 1073741824;
+
 /** Rule states held in KeyState's own fields; a rule with a later index goes to its `more` array. */
 const KEY_STATE_FIELDS = 12;
 
@@ -213,7 +220,14 @@ const KEY_STATE_FIELDS = 12;
  */
 class KeyState {
   readonly scope: string;
-  newest: number;
+  /**
+   * The key's newest event time is newestHi * 2^30 + newestLo: two small integers held in the object
+   * itself, where a double field would be a separate heap box that V8 updates in place, one more
+   * cold cache line per event (each event finds its key's state cold; see bench/engine.ts).
+   * Non-integer or huge times still work: V8 then boxes these fields instead.
+   */
+  private newestHi = 0;
+  private newestLo = 0;
   /**
    * The parts of the key string (see V2Engine.cachedKey) as last looked up: its scope code (S_*,
    * -1 for none or once freed) and entity fields. Equal parts give an equal key string.
@@ -242,6 +256,16 @@ class KeyState {
   constructor(scope: string, newest: number) {
     this.scope = scope;
     this.newest = newest;
+  }
+
+  get newest(): number {
+    return this.newestHi * TWO_30 + this.newestLo;
+  }
+
+  set newest(t: number) {
+    const hi = Math.floor(t / TWO_30);
+    this.newestHi = hi;
+    this.newestLo = t - hi * TWO_30;
   }
 
   /** The state of rule i (its plan index), or null. */
@@ -982,7 +1006,8 @@ export class V2Engine {
     if (b !== null) evicted += b.advance(event, state, this.allowedLatenessMs, rule.horizonMs);
     this.stats.storedEvents += 1 - evicted;
 
-    if (now < state.lastFiredAt + rule.cooldownMs) return;
+    const firedAt = state.lastFiredAt;
+    if (firedAt !== null && now < firedAt + rule.cooldownMs) return;
     ruleStats.evaluations += 1;
     if (plan.kind !== K_SCAN && !this.mayFire(plan, a, b, event)) return;
     const lanes = state.lanes;
