@@ -15,7 +15,7 @@ import type {
   RuleInput,
   ThrottleImpactSummary,
 } from '@tapio/rules';
-import { DISTINCT_ALL, DISTINCT_MIN_VALUE, DISTINCT_NONE, Lane } from './lane';
+import { DISTINCT_ALL, DISTINCT_MIN_VALUE, DISTINCT_NONE, Lane, LaneStore } from './lane';
 import type { LaneSpec } from './lane';
 import { asEvent } from './types';
 import { EventRow } from './row';
@@ -146,12 +146,12 @@ class RuleState extends Lane {
   readonly lane1: Lane | null;
 
   /** `owner`: a one-lane rule's lane follows it (see sharesEvents). */
-  constructor(plan: RulePlan, bornAt: number, owner: Lane | null) {
-    super(plan.lanes[0] as LaneSpec, owner);
+  constructor(plan: RulePlan, store: LaneStore, bornAt: number, owner: Lane | null) {
+    super(plan.lanes[0] as LaneSpec, store, owner);
     this.lastFiredAt = null;
     this.bornAt = bornAt;
     const second = plan.lanes[1];
-    this.lane1 = owner === null && second !== undefined ? new Lane(second) : null;
+    this.lane1 = owner === null && second !== undefined ? new Lane(second, store) : null;
   }
 
   /**
@@ -598,6 +598,8 @@ export class V2Engine {
   private readonly typeCacheCandidates: Array<readonly Candidate[] | null> = new Array<readonly Candidate[] | null>(
     TYPE_CACHE_SLOTS,
   ).fill(null);
+  /** The numbers every lane stores (see LaneStore). */
+  private readonly store = new LaneStore();
   /** For the RuleEvent entry points: the event as a row. */
   private readonly scratch = new EventRow();
   private newest = -Infinity;
@@ -987,7 +989,7 @@ export class V2Engine {
       // the owner holds exactly the events this rule has seen.
       const owner = plan.follows === -1 ? null : key.state(plan.follows);
       const shared = owner !== null && owner.bornAt === this.stats.events ? owner : null;
-      state = new RuleState(plan, this.stats.events, shared);
+      state = new RuleState(plan, this.store, this.stats.events, shared);
       key.setState(plan.index, state);
     }
     const now = event.timestamp;
@@ -1219,7 +1221,10 @@ export class V2Engine {
         for (let i = 0; i < this.plans.length; i++) {
           const state = key.state(i);
           if (state === null) continue;
-          for (const l of state.lanes) this.stats.storedEvents -= l.stored;
+          for (const l of state.lanes) {
+            this.stats.storedEvents -= l.stored;
+            l.release();
+          }
           key.setState(i, null);
         }
         this.keys.delete(key.scope);

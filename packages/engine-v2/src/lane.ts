@@ -30,32 +30,86 @@ export interface LaneSpec {
 }
 
 /**
- * First index in [from, to) whose timestamp (nums[index * stride]) is > the row's. The row, not its
- * timestamp: a double passed to a call that is not inlined is a heap number per call, and the
+ * First index in [from, to) whose timestamp (f64[base + index * stride]) is > the row's. The row, not
+ * its timestamp: a double passed to a call that is not inlined is a heap number per call, and the
  * bench/engine.ts allocation profile had those among V2's largest items.
  */
-function upperBound(nums: readonly number[], stride: number, from: number, to: number, row: EventRow): number {
+function upperBound(f64: Float64Array, base: number, stride: number, from: number, to: number, row: EventRow): number {
   const t = row.timestamp;
   let lo = from;
   let hi = to;
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
-    if ((nums[mid * stride] as number) <= t) lo = mid + 1;
+    if ((f64[base + mid * stride] as number) <= t) lo = mid + 1;
     else hi = mid;
   }
   return lo;
 }
 
-/** First index in [from, to) whose timestamp (nums[index * stride]) is >= t. */
-function lowerBound(nums: readonly number[], stride: number, from: number, to: number, t: number): number {
+/** First index in [from, to) whose timestamp (f64[base + index * stride]) is >= t. */
+function lowerBound(f64: Float64Array, base: number, stride: number, from: number, to: number, t: number): number {
   let lo = from;
   let hi = to;
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
-    if ((nums[mid * stride] as number) < t) lo = mid + 1;
+    if ((f64[base + mid * stride] as number) < t) lo = mid + 1;
     else hi = mid;
   }
   return lo;
+}
+
+/** Events in a lane's first slab; each later one is twice its predecessor. */
+const MIN_SLAB_EVENTS = 4;
+
+/**
+ * The numbers of every lane of one engine: slabs of one Float64Array (a lane's slab holds its
+ * [t, v, v2, span] records), with a free list per slab size. Why not a JS array per lane: that was
+ * an array object and a backing store per lane to load on every evaluation (two more cold lines),
+ * and each array grew by reallocation on the heap, where the grown stores live on and were copied
+ * by every young-generation collection until promoted (bench/engine.ts: ~60 % of what V2 allocated,
+ * two thirds of it surviving). Here a slab is taken and given back without the garbage collector.
+ * Freed slabs are reused by size; the array itself grows by doubling and never shrinks.
+ */
+export class LaneStore {
+  /** Replaced by a larger copy when full: lanes read it through the store, never keep it. */
+  f64: Float64Array;
+  /** Doubles in slabs in use. */
+  used = 0;
+  private top = 0;
+  private readonly free = new Map<number, number[]>();
+
+  constructor(initialDoubles = 1 << 16) {
+    this.f64 = new Float64Array(initialDoubles);
+  }
+
+  /** Bytes of the array (in use or not). */
+  get bytes(): number {
+    return this.f64.byteLength;
+  }
+
+  /** The offset of a new slab of `size` doubles. */
+  alloc(size: number): number {
+    this.used += size;
+    const list = this.free.get(size);
+    if (list !== undefined && list.length > 0) return list.pop() as number;
+    const at = this.top;
+    if (at + size > this.f64.length) {
+      let n = this.f64.length * 2;
+      while (n < at + size) n *= 2;
+      const grown = new Float64Array(n);
+      grown.set(this.f64.subarray(0, at));
+      this.f64 = grown;
+    }
+    this.top = at + size;
+    return at;
+  }
+
+  release(at: number, size: number): void {
+    this.used -= size;
+    let list = this.free.get(size);
+    if (list === undefined) this.free.set(size, (list = []));
+    list.push(at);
+  }
 }
 
 // Shared stand-ins for the parallel arrays a lane does not use (never written: every write is guarded by
@@ -92,15 +146,16 @@ const COMPACT_AT = 256;
  * In order (now = the newest timestamp), the cursor only moves forward and every event enters and
  * leaves the aggregates once: O(1) amortised per event. An out-of-order event moves the cursor back
  * by the events it skips, and the next in-order event moves it forward again; the allowed lateness
- * bounds that distance. An insert before the tail is a splice (out-of-order events only).
+ * bounds that distance. An insert before the tail shifts the slab's later records (out-of-order
+ * events only).
  *
- * Arrays live in [head, size) (the owner's size for a follower; slots past it are stale); the front is
- * evicted by moving head and compacted in bulk.
+ * Records live in [head, size) (the owner's size for a follower; slots past it are stale); the front
+ * is evicted by moving head and compacted in bulk.
  *
- * Timestamps, measurements and id spans are one interleaved column, `nums` = [t, v, v2, span, t, v,
- * v2, span, ...] with the lane's stride (2 + a slot per measurement), so an insert or a cursor step
- * touches one array instead of several (bench/engine.ts's profile stalled on the loads of each array's
- * header and tail).
+ * Timestamps, measurements and id spans are one interleaved record per event in the lane's slab of
+ * the engine's LaneStore, [t, v, v2, span] with the lane's stride (2 + a slot per measurement), so an
+ * insert or a cursor step touches one place instead of several arrays (bench/engine.ts's profile
+ * stalled on the loads of each array's header and tail).
  *
  * An id is kept as a text and a span (EventRow.idRef/idSpan): a decoded batch's ids share one string
  * (RuleEventDecoder.copyId), so a stored event costs a pointer and a double, not a string of its own;
@@ -112,19 +167,24 @@ const COMPACT_AT = 256;
  */
 export class Lane {
   readonly spec: LaneSpec;
+  readonly store: LaneStore;
   // Not readonly: a follower gets arrays of its own when it is detached.
   /** Per event, the text its id lies in (see `id`). */
   ids: string[];
   /** Only when the spec keeps events. */
   events: RuleEvent[];
-  /** [timestamp, measurement (if attr), second measurement (if attr2), id span] per event. */
-  nums: number[];
-  /** Slots per event in `nums`. */
+  /**
+   * The lane's slab in store.f64 (an owner's; a follower reads its owner's): its offset, and its
+   * capacity in events (0 before the first insert, and once released).
+   */
+  base: number;
+  cap: number;
+  /** Doubles per event in the slab. */
   readonly stride: number;
   pods: Array<string | null>;
   /**
-   * The lane whose arrays this one reads instead of storing its own, or null. A follower has its
-   * own head (its evictions), cursor and aggregates over the owner's arrays; the owner inserts for
+   * The lane whose records this one reads instead of storing its own, or null. A follower has its
+   * own head (its evictions), cursor and aggregates over the owner's records; the owner inserts for
    * both and compacts for both. Used for two rules that see exactly the same events (R2 and R3:
    * memory.usage per container); see V2Engine. Why: memory.usage is a third of bench/engine.ts's
    * stream, and on it V2 without R3 ran ~15 % faster (its lane's insert, eviction, memory traffic).
@@ -151,11 +211,13 @@ export class Lane {
   readonly podCounts: Map<string, number> | null;
 
   /** With an owner, the lane starts as a follower with an empty cursor at the owner's head. */
-  constructor(spec: LaneSpec, owner: Lane | null = null) {
+  constructor(spec: LaneSpec, store: LaneStore, owner: Lane | null = null) {
     this.spec = spec;
+    this.store = store;
     this.ids = owner !== null ? owner.ids : [];
     this.events = owner !== null ? owner.events : spec.keepEvents ? [] : NO_EVENTS;
-    this.nums = owner !== null ? owner.nums : [];
+    this.base = 0;
+    this.cap = 0;
     this.stride = 2 + (spec.attr === null ? 0 : 1) + (spec.attr2 === null ? 0 : 1);
     this.pods = owner !== null ? owner.pods : spec.keepPods ? [] : NO_PODS;
     this.owner = owner;
@@ -182,43 +244,45 @@ export class Lane {
     return owner === null ? this.size : owner.size;
   }
 
+  /** The slab's offset: its own, or its owner's. */
+  private slabBase(): number {
+    const owner = this.owner;
+    return owner === null ? this.base : owner.base;
+  }
+
   /** Inserts after every event with timestamp <= the new one, keeping the cursor's contents. */
   insert(event: EventRow): void {
+    if (this.size === this.cap) this.makeRoom();
     const spec = this.spec;
     const t = event.timestamp;
     const id = event.idRef();
     const span = event.idSpan;
     const stride = this.stride;
-    const nums = this.nums;
+    const f64 = this.store.f64;
+    const base = this.base;
     const len = this.size;
     const pod = spec.keepPods ? event.podIdentity : null;
     let i = len;
-    if (len > this.head && (nums[(len - 1) * stride] as number) > t)
-      i = upperBound(nums, stride, this.head, len, event);
+    if (len > this.head && (f64[base + (len - 1) * stride] as number) > t)
+      i = upperBound(f64, base, stride, this.head, len, event);
+    if (i < len) f64.copyWithin(base + (i + 1) * stride, base + i * stride, base + len * stride);
+    const k = base + i * stride;
+    f64[k] = t;
+    if (spec.attr !== null) f64[k + 1] = measureAt(event, spec.attr);
+    if (spec.attr2 !== null) f64[k + 2] = measureAt(event, spec.attr2);
+    f64[k + stride - 1] = span;
     if (i === len && this.ids.length === len) {
       this.ids.push(id);
       if (spec.keepEvents) this.events.push(event.toEvent());
-      nums.push(t);
-      if (spec.attr !== null) nums.push(measureAt(event, spec.attr));
-      if (spec.attr2 !== null) nums.push(measureAt(event, spec.attr2));
-      nums.push(span);
       if (spec.keepPods) this.pods.push(pod);
     } else if (i === len) {
       // Over a stale slot (see dropFront).
       this.ids[i] = id;
       if (spec.keepEvents) this.events[i] = event.toEvent();
-      const k = i * stride;
-      nums[k] = t;
-      if (spec.attr !== null) nums[k + 1] = measureAt(event, spec.attr);
-      if (spec.attr2 !== null) nums[k + 2] = measureAt(event, spec.attr2);
-      nums[k + stride - 1] = span;
       if (spec.keepPods) this.pods[i] = pod;
     } else {
       this.ids.splice(i, 0, id);
       if (spec.keepEvents) this.events.splice(i, 0, event.toEvent());
-      if (stride === 2) nums.splice(i * 2, 0, t, span);
-      else if (stride === 3) nums.splice(i * 3, 0, t, event.attr(spec.attr as string), span);
-      else nums.splice(i * 4, 0, t, event.attr(spec.attr as string), event.attr(spec.attr2 as string), span);
       if (spec.keepPods) this.pods.splice(i, 0, pod);
     }
     this.size = len + 1;
@@ -226,35 +290,76 @@ export class Lane {
     if (this.followerCount !== 0) for (const f of this.followers as Lane[]) f.shifted(i);
   }
 
+  /**
+   * The slab is full: drops the evicted front in place when that frees at least half of it, else
+   * moves the records to a slab twice as large (dropping the evicted front on the way).
+   */
+  private makeRoom(): void {
+    const n = this.droppable();
+    const stride = this.stride;
+    if (this.cap > 0 && n * 2 >= this.cap) {
+      this.compactBy(n, true);
+      return;
+    }
+    const store = this.store;
+    const cap = this.cap === 0 ? MIN_SLAB_EVENTS : this.cap * 2;
+    const base = store.alloc(cap * stride);
+    // After alloc: it may have replaced the array.
+    store.f64.copyWithin(base, this.base + n * stride, this.base + this.size * stride);
+    if (this.cap > 0) store.release(this.base, this.cap * stride);
+    this.base = base;
+    this.cap = cap;
+    this.compactBy(n, false);
+  }
+
+  /** Evicted slots at the front that no follower still reads. */
+  private droppable(): number {
+    let n = this.head;
+    const followers = this.followers ?? NO_FOLLOWERS;
+    for (let f = 0; f < followers.length; f++) n = Math.min(n, (followers[f] as Lane).head);
+    return n;
+  }
+
+  /**
+   * Gives the slab back to the store (the key is being freed); the lane must not be used after. Its
+   * counts stay as they were: a follower freed with it still reads `size` for `stored`.
+   */
+  release(): void {
+    if (this.owner !== null || this.cap === 0) return;
+    this.store.release(this.base, this.cap * this.stride);
+    this.cap = 0;
+  }
+
   /** The newest stored timestamp (the last: lanes are sorted), or -Infinity when none is stored. */
   newest(): number {
     const n = this.count();
-    return n > this.head ? (this.nums[(n - 1) * this.stride] as number) : -Infinity;
+    return n > this.head ? (this.store.f64[this.slabBase() + (n - 1) * this.stride] as number) : -Infinity;
   }
 
   /** Timestamp of event i. */
   t(i: number): number {
-    return this.nums[i * this.stride] as number;
+    return this.store.f64[this.slabBase() + i * this.stride] as number;
   }
 
   /** Id of event i (made from the shared id text: only evidence asks for it). */
   id(i: number): string {
-    return idOf(this.ids[i] as string, this.nums[i * this.stride + this.stride - 1] as number);
+    const span = this.store.f64[this.slabBase() + i * this.stride + this.stride - 1] as number;
+    return idOf(this.ids[i] as string, span);
   }
 
   /** Measurement of event i (NaN when the event lacks it). */
   v(i: number): number {
-    return this.nums[i * this.stride + 1] as number;
+    return this.store.f64[this.slabBase() + i * this.stride + 1] as number;
   }
 
   /** Second measurement of event i (R2/R3 limit_bytes). */
   v2(i: number): number {
-    return this.nums[i * this.stride + 2] as number;
+    return this.store.f64[this.slabBase() + i * this.stride + 2] as number;
   }
 
   /** First index in [from, to) whose timestamp is >= t. */
   lowerBound(from: number, to: number, t: number): number {
-    return lowerBound(this.nums, this.stride, from, to, t);
+    return lowerBound(this.store.f64, this.slabBase(), this.stride, from, to, t);
   }
 
   /** Keeps the cursor's contents after an insert at index i. */
@@ -278,9 +383,16 @@ export class Lane {
     const from = this.head;
     const size = owner.size;
     const spec = this.spec;
+    const stride = this.stride;
+    let cap = MIN_SLAB_EVENTS;
+    while (cap < size - from) cap *= 2;
+    const store = this.store;
+    const base = store.alloc(cap * stride);
+    store.f64.copyWithin(base, owner.base + from * stride, owner.base + size * stride);
+    this.base = base;
+    this.cap = cap;
     this.ids = owner.ids.slice(from, size);
     this.events = spec.keepEvents ? owner.events.slice(from, size) : NO_EVENTS;
-    this.nums = owner.nums.slice(from * this.stride, size * this.stride);
     this.pods = spec.keepPods ? owner.pods.slice(from, size) : NO_PODS;
     this.size = size - from;
     this.head = 0;
@@ -299,18 +411,19 @@ export class Lane {
    * doubles are read here rather than passed (see upperBound).
    */
   advance(row: EventRow, state: { readonly watermark: number }, latenessMs: number, horizonMs: number): number {
-    const nums = this.nums;
+    const f64 = this.store.f64;
+    const base = this.slabBase();
     const stride = this.stride;
     const len = this.count();
     const now = row.timestamp;
     const from = now - this.spec.spanMs;
     const hiT =
-      len === this.head || (nums[(len - 1) * stride] as number) <= now
+      len === this.head || (f64[base + (len - 1) * stride] as number) <= now
         ? len
-        : upperBound(nums, stride, this.head, len, row);
+        : upperBound(f64, base, stride, this.head, len, row);
     let loT = this.lo;
-    while (loT < len && (nums[loT * stride] as number) < from) loT += 1;
-    while (loT > this.head && (nums[(loT - 1) * stride] as number) >= from) loT -= 1;
+    while (loT < len && (f64[base + loT * stride] as number) < from) loT += 1;
+    while (loT > this.head && (f64[base + (loT - 1) * stride] as number) >= from) loT -= 1;
     // Grow first, then shrink, so that lo <= hi throughout (loT <= hiT).
     while (this.hi < hiT) this.add(this.hi++);
     while (this.lo > loT) this.add(--this.lo);
@@ -320,9 +433,9 @@ export class Lane {
     const t = state.watermark - latenessMs - horizonMs;
     const start = this.head;
     let head = start;
-    while (head < this.lo && (nums[head * stride] as number) < t) head += 1;
+    while (head < this.lo && (f64[base + head * stride] as number) < t) head += 1;
     this.head = head;
-    if (this.owner === null && head >= COMPACT_AT && head * 2 >= len) this.compact();
+    if (this.owner === null && head >= COMPACT_AT && head * 2 >= len) this.compactBy(this.droppable(), true);
     return head - start;
   }
 
@@ -332,20 +445,24 @@ export class Lane {
     return -1;
   }
 
-  private compact(): void {
-    let n = this.head;
-    const followers = this.followers ?? NO_FOLLOWERS;
-    for (let f = 0; f < followers.length; f++) n = Math.min(n, (followers[f] as Lane).head);
+  /**
+   * Drops the first n slots (evicted by this lane and its followers): the records move to the
+   * slab's front (unless `moveRecords` is false: makeRoom has already copied them), the arrays
+   * drop their front, and every index shifts down by n.
+   */
+  private compactBy(n: number, moveRecords: boolean): void {
     if (n === 0) return;
     const size = this.size;
+    const stride = this.stride;
+    if (moveRecords) this.store.f64.copyWithin(this.base, this.base + n * stride, this.base + size * stride);
     dropFront(this.ids, n, size);
     if (this.spec.keepEvents) dropFront(this.events, n, size);
-    dropFront(this.nums, n * this.stride, size * this.stride);
     if (this.spec.keepPods) dropFront(this.pods, n, size);
     this.size = size - n;
     this.head -= n;
     this.lo -= n;
     this.hi -= n;
+    const followers = this.followers ?? NO_FOLLOWERS;
     for (let f = 0; f < followers.length; f++) {
       const follower = followers[f] as Lane;
       follower.head -= n;
@@ -357,7 +474,7 @@ export class Lane {
   private add(i: number): void {
     const spec = this.spec;
     if (spec.attr !== null) {
-      const v = this.nums[i * this.stride + 1] as number;
+      const v = this.v(i);
       if (!Number.isNaN(v)) {
         this.samples += 1;
         this.sum += v;
@@ -376,7 +493,7 @@ export class Lane {
   private remove(i: number): void {
     const spec = this.spec;
     if (spec.attr !== null) {
-      const v = this.nums[i * this.stride + 1] as number;
+      const v = this.v(i);
       if (!Number.isNaN(v)) {
         this.samples -= 1;
         // An empty window restarts the sum at an exact zero, so rounding never accumulates.
