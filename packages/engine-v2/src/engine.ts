@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { TapioError } from '@tapio/errors';
 import type { Event, Result } from '@tapio/events';
-import { MAX_EVIDENCE, RULES, RULES_BY_ID, addPoint, atLeast, buildResult, emptySums } from '@tapio/rules';
+import { MAX_EVIDENCE, RULES, RULES_BY_ID, addPoint, buildResult, emptySums } from '@tapio/rules';
 import type {
   AnchoredSummary,
   CountSummary,
@@ -155,19 +155,30 @@ class RuleState extends Lane {
   }
 
   /**
-   * The newest timestamp among the rule's accepted events for the key (-Infinity before the first):
-   * every accepted event is stored, and the newest one is never evicted (advance drops only events
-   * older than watermark - lateness - horizon), so it is the last stored timestamp of the lanes. Read
-   * from the lanes' tails, which the insert and cursor steps touch anyway, rather than kept in a
-   * field: a double field is a separate heap box, so this is 48 B less per key at 100k active keys
-   * (bench/engine.ts); no speed change measured (scripts/engine-ab.sh).
+   * Whether the rule takes `row` (it is not late: not older than the rule's watermark minus the
+   * allowed lateness); if so, sets store.evictBefore for the cursor steps that follow (advance).
+   *
+   * The watermark is the newest timestamp among the rule's accepted events for the key (-Infinity
+   * before the first): every accepted event is stored, and the newest one is never evicted (advance
+   * drops only events older than watermark - lateness - horizon), so it is the last stored timestamp
+   * of the lanes, read from their tails rather than kept in a field (a double field is a separate
+   * heap box: 48 B more per key at 100k active keys). Once the row is taken (stored by this rule or,
+   * for a follower, by its owner just before) the watermark is max(watermark, row's time).
+   * One call returning a boolean, with the doubles computed and stored here: a getter returning the
+   * watermark, read three times per evaluation, made a heap number per call where it was not inlined
+   * (the largest allocation site of V2 on bench/engine.ts's stream).
    */
-  get watermark(): number {
-    const w = this.newest();
+  accept(row: EventRow, latenessMs: number, horizonMs: number): boolean {
+    let w = this.newest();
     const b = this.lane1;
-    if (b === null) return w;
-    const v = b.newest();
-    return v > w ? v : w;
+    if (b !== null) {
+      const v = b.newest();
+      if (v > w) w = v;
+    }
+    const now = row.timestamp;
+    if (now < w - latenessMs) return false;
+    this.store.evictBefore = (now > w ? now : w) - latenessMs - horizonMs;
+    return true;
   }
 
   /** [this] or [this, lane1]; made when asked (decisions, freeing), not kept: one array less per state. */
@@ -993,7 +1004,7 @@ export class V2Engine {
       key.setState(plan.index, state);
     }
     const now = event.timestamp;
-    if (now < state.watermark - this.allowedLatenessMs) {
+    if (!state.accept(event, this.allowedLatenessMs, rule.horizonMs)) {
       this.stats.lateEvents += 1;
       ruleStats.lateEvents += 1;
       return;
@@ -1003,9 +1014,10 @@ export class V2Engine {
     const target = laneIndex === 0 ? a : (b as Lane);
     // A follower's event was inserted by its owner, evaluated just before for the same event.
     if (target.owner === null) target.insert(event);
-    // As V1: nothing older than watermark - lateness - horizon can be in a non-late event's horizon.
-    let evicted = a.advance(event, state, this.allowedLatenessMs, rule.horizonMs);
-    if (b !== null) evicted += b.advance(event, state, this.allowedLatenessMs, rule.horizonMs);
+    // As V1: nothing older than watermark - lateness - horizon can be in a non-late event's horizon
+    // (store.evictBefore, set by accept).
+    let evicted = a.advance(event);
+    if (b !== null) evicted += b.advance(event);
     this.stats.storedEvents += 1 - evicted;
 
     const firedAt = state.lastFiredAt;
@@ -1076,10 +1088,7 @@ export class V2Engine {
         return a.hi > a.lo && f.hi - f.lo >= plan.minCount;
       }
       case K_MEMORY: {
-        if (a.samples < plan.minCount) return false;
-        const j = a.lastSample();
-        const limit = a.v2(j);
-        return limit > 0 && atLeast(a.v(j) / limit, plan.minValue);
+        return a.samples >= plan.minCount && a.lastRatioAtLeast(plan.minValue);
       }
       case K_THROTTLE: {
         const t = b as Lane;
@@ -1137,10 +1146,10 @@ export class V2Engine {
           addPoint(lsq, a.t(i), v);
         }
         const j = a.lastSample();
-        const limit = a.v2(j);
+        const limit = j === -1 ? NaN : a.v2(j);
         const s: MemoryTrendSummary = {
           lsq,
-          latestUsage: a.v(j),
+          latestUsage: j === -1 ? NaN : a.v(j),
           latestLimit: Number.isNaN(limit) ? null : limit,
         };
         return plan.rule.decide(s, now);

@@ -1,3 +1,4 @@
+import { atLeast } from '@tapio/rules';
 import { idOf } from './row';
 import type { EventRow } from './row';
 import type { RuleEvent } from './types';
@@ -75,6 +76,12 @@ export class LaneStore {
   f64: Float64Array;
   /** Doubles in slabs in use. */
   used = 0;
+  /**
+   * Events older than this are dropped by the next `advance` (watermark - lateness - horizon of the
+   * rule being evaluated, set by its RuleState.accept): passed here, not as an argument, because a
+   * double argument of a call that is not inlined is a heap number per call.
+   */
+  evictBefore = 0;
   private top = 0;
   private readonly free = new Map<number, number[]>();
 
@@ -406,11 +413,11 @@ export class Lane {
 
   /**
    * Moves the cursor to the events with now - span <= t <= now (now: the row's timestamp), then
-   * drops the stored events older than `state.watermark - latenessMs - horizonMs` that lie before
-   * the cursor (with now >= that + span, every such event does); returns how many it dropped. The
-   * doubles are read here rather than passed (see upperBound).
+   * drops the stored events older than store.evictBefore (the rule's watermark - lateness - horizon)
+   * that lie before the cursor (with now >= that + span, every such event does); returns how many it
+   * dropped. The doubles are read here rather than passed (see upperBound).
    */
-  advance(row: EventRow, state: { readonly watermark: number }, latenessMs: number, horizonMs: number): number {
+  advance(row: EventRow): number {
     const f64 = this.store.f64;
     const base = this.slabBase();
     const stride = this.stride;
@@ -430,13 +437,32 @@ export class Lane {
     while (this.lo < loT) this.remove(this.lo++);
     while (this.hi > hiT) this.remove(--this.hi);
 
-    const t = state.watermark - latenessMs - horizonMs;
+    const t = this.store.evictBefore;
     const start = this.head;
     let head = start;
     while (head < this.lo && (f64[base + head * stride] as number) < t) head += 1;
     this.head = head;
     if (this.owner === null && head >= COMPACT_AT && head * 2 >= len) this.compactBy(this.droppable(), true);
     return head - start;
+  }
+
+  /**
+   * R2/R3's O(1) check: the last event in [lo, hi) with a finite measurement has a positive second
+   * measurement and measurement / second >= min (within atLeast's margin); false without one. One
+   * call returning a boolean: v() and v2() returned heap numbers where they were not inlined.
+   */
+  lastRatioAtLeast(min: number): boolean {
+    const f64 = this.store.f64;
+    const base = this.slabBase();
+    const stride = this.stride;
+    for (let i = this.hi - 1; i >= this.lo; i--) {
+      const k = base + i * stride;
+      const v = f64[k + 1] as number;
+      if (Number.isNaN(v)) continue;
+      const limit = f64[k + 2] as number;
+      return limit > 0 && atLeast(v / limit, min);
+    }
+    return false;
   }
 
   /** Index of the last event in [lo, hi) with a finite measurement, or -1. */
