@@ -15,7 +15,7 @@ import type {
   RuleInput,
   ThrottleImpactSummary,
 } from '@tapio/rules';
-import { DISTINCT_ALL, DISTINCT_MIN_VALUE, DISTINCT_NONE, Lane, LaneStore } from './lane';
+import { DISTINCT_ALL, DISTINCT_MIN_VALUE, DISTINCT_NONE, Lane, LaneStore, MIN_SLAB_EVENTS } from './lane';
 import type { LaneSpec } from './lane';
 import { asEvent } from './types';
 import { EventRow } from './row';
@@ -421,6 +421,7 @@ function lane(
     distinctMin: extra.distinctMin ?? -Infinity,
     keepPods: distinct !== DISTINCT_NONE || (extra.keepPods ?? false),
     keepEvents: extra.keepEvents ?? false,
+    firstSlabEvents: MIN_SLAB_EVENTS,
   };
 }
 
