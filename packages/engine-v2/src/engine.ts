@@ -700,6 +700,14 @@ export class V2Engine {
   }
 
   /** The event types that some rule reads (for RuleEventDecoder.fullTypesOnly). */
+  /**
+   * Id texts that stored events refer to (a decoded batch's shared text, or an id's own string),
+   * plus the last one taken: what the engine keeps alive for evidence (tests, memory checks).
+   */
+  get idTextsInUse(): number {
+    return this.store.textsInUse;
+  }
+
   inputTypes(): string[] {
     return [...this.byType.keys()];
   }

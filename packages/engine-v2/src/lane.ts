@@ -93,6 +93,20 @@ export class LaneStore {
   private top = 0;
   /** Free slabs' offsets by slab size in doubles (sizes are cap * stride: few distinct, small). */
   private readonly free: Array<number[] | undefined> = [];
+  /**
+   * The id texts of stored records (EventRow.idRef: a decoded batch's shared text, or an id's own
+   * string) by slot, with a count of the records that refer to each: a record keeps the slot number
+   * as one of its doubles. Why not a string pointer per record in a JS array per lane: that array's
+   * object and backing store were two more cold lines per insert (the id push was ~7 % of V2's
+   * profile on bench/engine.ts's stream), and each pointer to a young text in an old array was work
+   * for the young-generation collector.
+   */
+  private readonly texts: Array<string | null> = [];
+  private refs = new Int32Array(1024);
+  private readonly freeTexts: number[] = [];
+  /** The text of the last `ref` and its slot (inserts come a batch at a time: mostly the same text). */
+  private lastText: string | null = null;
+  private lastSlot = -1;
 
   constructor(initialDoubles = 1 << 16) {
     this.f64 = new Float64Array(initialDoubles);
@@ -118,6 +132,58 @@ export class LaneStore {
     }
     this.top = at + size;
     return at;
+  }
+
+  /** One more record refers to `text`; returns its slot. */
+  ref(text: string): number {
+    let slot = this.lastSlot;
+    if (text !== this.lastText) {
+      const last = this.lastSlot;
+      if (last !== -1 && this.refs[last] === 0) this.dropText(last);
+      if (this.freeTexts.length > 0) slot = this.freeTexts.pop() as number;
+      else {
+        slot = this.texts.length;
+        this.texts.push(null);
+        if (slot === this.refs.length) {
+          const grown = new Int32Array(this.refs.length * 2);
+          grown.set(this.refs);
+          this.refs = grown;
+        }
+      }
+      this.texts[slot] = text;
+      this.refs[slot] = 0;
+      this.lastText = text;
+      this.lastSlot = slot;
+    }
+    this.refs[slot] = (this.refs[slot] as number) + 1;
+    return slot;
+  }
+
+  /** One more record (a detached follower's copy) refers to the text in `slot`. */
+  addRef(slot: number): void {
+    this.refs[slot] = (this.refs[slot] as number) + 1;
+  }
+
+  /** A record that referred to the text in `slot` is gone. */
+  unref(slot: number): void {
+    const r = (this.refs[slot] as number) - 1;
+    this.refs[slot] = r;
+    // The last text stays while inserts may still refer to it (ref frees it when the text changes).
+    if (r === 0 && slot !== this.lastSlot) this.dropText(slot);
+  }
+
+  text(slot: number): string {
+    return this.texts[slot] as string;
+  }
+
+  /** Texts referred to by some record, or kept as the last one (tests). */
+  get textsInUse(): number {
+    return this.texts.length - this.freeTexts.length;
+  }
+
+  private dropText(slot: number): void {
+    this.texts[slot] = null;
+    this.freeTexts.push(slot);
   }
 
   release(at: number, size: number): void {
@@ -161,6 +227,13 @@ function measureAt(row: EventRow, key: string): number {
   return Number.isFinite(v) ? v : NaN;
 }
 
+/** Puts x at index i of a parallel array of `len` slots in use (a push, a stale slot, or an insert). */
+function put<T>(xs: T[], i: number, len: number, x: T): void {
+  if (i < len) xs.splice(i, 0, x);
+  else if (xs.length === len) xs.push(x);
+  else xs[i] = x;
+}
+
 /** Evicted slots are dropped from the arrays once this many have piled up at the front. */
 const COMPACT_AT = 256;
 
@@ -195,8 +268,6 @@ export class Lane {
   readonly spec: LaneSpec;
   readonly store: LaneStore;
   // Not readonly: a follower gets arrays of its own when it is detached.
-  /** Per event, the text its id lies in (see `id`). */
-  ids: string[];
   /** Only when the spec keeps events. */
   events: RuleEvent[];
   /**
@@ -205,7 +276,7 @@ export class Lane {
    */
   base: number;
   cap: number;
-  /** Doubles per event in the slab. */
+  /** Doubles per event in the slab: [t, measurements..., id span, id text slot]. */
   readonly stride: number;
   pods: Array<string | null>;
   /**
@@ -240,11 +311,10 @@ export class Lane {
   constructor(spec: LaneSpec, store: LaneStore, owner: Lane | null = null) {
     this.spec = spec;
     this.store = store;
-    this.ids = owner !== null ? owner.ids : [];
     this.events = owner !== null ? owner.events : spec.keepEvents ? [] : NO_EVENTS;
     this.base = 0;
     this.cap = 0;
-    this.stride = 2 + (spec.attr === null ? 0 : 1) + (spec.attr2 === null ? 0 : 1);
+    this.stride = 3 + (spec.attr === null ? 0 : 1) + (spec.attr2 === null ? 0 : 1);
     this.pods = owner !== null ? owner.pods : spec.keepPods ? [] : NO_PODS;
     this.owner = owner;
     this.followers = null;
@@ -296,21 +366,10 @@ export class Lane {
     f64[k] = t;
     if (spec.attr !== null) f64[k + 1] = measureAt(event, spec.attr);
     if (spec.attr2 !== null) f64[k + 2] = measureAt(event, spec.attr2);
-    f64[k + stride - 1] = span;
-    if (i === len && this.ids.length === len) {
-      this.ids.push(id);
-      if (spec.keepEvents) this.events.push(event.toEvent());
-      if (spec.keepPods) this.pods.push(pod);
-    } else if (i === len) {
-      // Over a stale slot (see dropFront).
-      this.ids[i] = id;
-      if (spec.keepEvents) this.events[i] = event.toEvent();
-      if (spec.keepPods) this.pods[i] = pod;
-    } else {
-      this.ids.splice(i, 0, id);
-      if (spec.keepEvents) this.events.splice(i, 0, event.toEvent());
-      if (spec.keepPods) this.pods.splice(i, 0, pod);
-    }
+    f64[k + stride - 2] = span;
+    f64[k + stride - 1] = this.store.ref(id);
+    if (spec.keepEvents) put(this.events, i, len, event.toEvent());
+    if (spec.keepPods) put(this.pods, i, len, pod);
     this.size = len + 1;
     this.shifted(i);
     if (this.followerCount !== 0) for (const f of this.followers as Lane[]) f.shifted(i);
@@ -337,6 +396,7 @@ export class Lane {
     }
     const base = store.alloc(cap * stride);
     // After alloc: it may have replaced the array.
+    this.unrefRecords(0, n);
     move(store.f64, base, this.base + n * stride, (this.size - n) * stride);
     if (this.cap > 0) store.release(this.base, this.cap * stride);
     this.base = base;
@@ -358,6 +418,7 @@ export class Lane {
    */
   release(): void {
     if (this.owner !== null || this.cap === 0) return;
+    this.unrefRecords(0, this.size);
     this.store.release(this.base, this.cap * this.stride);
     this.cap = 0;
   }
@@ -375,8 +436,9 @@ export class Lane {
 
   /** Id of event i (made from the shared id text: only evidence asks for it). */
   id(i: number): string {
-    const span = this.store.f64[this.slabBase() + i * this.stride + this.stride - 1] as number;
-    return idOf(this.ids[i] as string, span);
+    const k = this.slabBase() + i * this.stride + this.stride;
+    const f64 = this.store.f64;
+    return idOf(this.store.text(f64[k - 1] as number), f64[k - 2] as number);
   }
 
   /** Measurement of event i (NaN when the event lacks it). */
@@ -423,7 +485,7 @@ export class Lane {
     move(store.f64, base, owner.base + from * stride, (size - from) * stride);
     this.base = base;
     this.cap = cap;
-    this.ids = owner.ids.slice(from, size);
+    for (let i = 0; i < size - from; i++) store.addRef(store.f64[base + i * stride + stride - 1] as number);
     this.events = spec.keepEvents ? owner.events.slice(from, size) : NO_EVENTS;
     this.pods = spec.keepPods ? owner.pods.slice(from, size) : NO_PODS;
     this.size = size - from;
@@ -505,8 +567,10 @@ export class Lane {
     if (n === 0) return;
     const size = this.size;
     const stride = this.stride;
-    if (moveRecords) move(this.store.f64, this.base, this.base + n * stride, (size - n) * stride);
-    dropFront(this.ids, n, size);
+    if (moveRecords) {
+      this.unrefRecords(0, n);
+      move(this.store.f64, this.base, this.base + n * stride, (size - n) * stride);
+    }
     if (this.spec.keepEvents) dropFront(this.events, n, size);
     if (this.spec.keepPods) dropFront(this.pods, n, size);
     this.size = size - n;
@@ -520,6 +584,14 @@ export class Lane {
       follower.lo -= n;
       follower.hi -= n;
     }
+  }
+
+  /** The records [from, to) of this lane's own slab leave it: their id texts lose a reference. */
+  private unrefRecords(from: number, to: number): void {
+    const store = this.store;
+    const f64 = store.f64;
+    const stride = this.stride;
+    for (let i = from; i < to; i++) store.unref(f64[this.base + i * stride + stride - 1] as number);
   }
 
   private add(i: number): void {

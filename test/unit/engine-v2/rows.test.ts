@@ -186,3 +186,53 @@ test('a row made into an event is the decoded event', () => {
   assert.ok(Number.isNaN(rows.rows[0]!.attr('throttle_ratio')));
   assert.equal(rows.rows[0]!.label('destination'), 'shop/cart');
 });
+
+test('id texts: each stored event holds its batch text; freeing the keys lets every text go', () => {
+  const stream = generateStream({
+    seed: 31,
+    startMs: START_MS,
+    scenarios: 'all',
+    incidentsPerScenario: 2,
+    noiseEvents: 6000,
+    outOfOrderMs: 20_000,
+    lateShare: 0.01,
+  });
+  // Ids of every kind: most ASCII (in the batch text), some non-ASCII (their own strings).
+  const events = stream.events.map((e, i) => (i % 97 === 0 ? { ...e, id: `${e.id}-é` } : e));
+  const keyIdleMs = 600_000;
+  const v1 = new V1Engine({ ...NO_TIMEOUT, keyIdleMs });
+  const v2 = new V2Engine({ ...NO_TIMEOUT, keyIdleMs });
+  const d = decoder();
+  const buffers = events.map((e) => encodeWire(SCHEMA_ID, eventAvroType, e));
+  const rows = new RowBatch();
+  const r1: Result[] = [];
+  const r2: Result[] = [];
+  for (const e of events) r1.push(...v1.process(e));
+  for (let i = 0; i < buffers.length; i += 200) {
+    d.decodeRows(buffers.slice(i, i + 200), rows);
+    v2.processRows(rows, r2);
+  }
+  assert.deepEqual(asV1(r2), r1, 'evidence ids read back through the texts');
+  const batches = Math.ceil(buffers.length / 200);
+  const inUse = v2.idTextsInUse;
+  assert.ok(inUse > 10, `texts in use while events are stored (${inUse})`);
+  assert.ok(
+    inUse <= batches + events.filter((e) => e.id.endsWith('é')).length,
+    `at most one per batch and own id (${inUse})`,
+  );
+
+  // An event far past every window: the next sweep frees every other key, and with it every text.
+  const last = events[events.length - 1] as Event;
+  const late = new EventsBuilder().pod('pod.restart', 0, { id: 'far-future' });
+  const far = { ...late, timestamp: last.timestamp + 10 * keyIdleMs };
+  d.decodeRows([encodeWire(SCHEMA_ID, eventAvroType, far)], rows);
+  v2.processRows(rows, r2);
+  v1.process(far);
+  assert.equal(v2.stats.keys, v1.stats.keys);
+  assert.equal(v2.stats.storedEvents, v1.stats.storedEvents);
+  assert.ok(
+    v2.stats.storedEvents > 0 && v2.stats.storedEvents <= 3,
+    `only the new event's keys (${v2.stats.storedEvents})`,
+  );
+  assert.equal(v2.idTextsInUse, 1, "the far event's batch text only");
+});
