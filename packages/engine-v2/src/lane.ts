@@ -257,8 +257,8 @@ const COMPACT_AT = 256;
  * stalled on the loads of each array's header and tail).
  *
  * An id is kept as a text and a span (EventRow.idRef/idSpan): a decoded batch's ids share one string
- * (RuleEventDecoder.copyId), so a stored event costs a pointer and a double, not a string of its own;
- * the id string is made only for evidence (`id`).
+ * (RuleEventDecoder.copyId), so a stored event costs two doubles (the span, and the text's slot in
+ * the LaneStore's table), not a string of its own; the id string is made only for evidence (`id`).
  *
  * A lane keeps ids, timestamps and the measurements it reads, not the events: a decoded event then
  * dies young, which keeps the stored state small and the garbage collector's old generation quiet
