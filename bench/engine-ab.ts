@@ -43,7 +43,12 @@ function run(): void {
   const engine = new M.V2Engine();
   const decoder = new M.RuleEventDecoder({ fetchSchema: () => Promise.reject(new Error('no registry')) });
   decoder.addWriterSchema(1, EVENT_SCHEMA as unknown as AvroSchema);
-  decoder.fullTypesOnly(engine.inputTypes());
+  // The base may predate projectTypes (then its decoder reads every field of the read types).
+  const d = decoder as unknown as { projectTypes?: (n: Map<string, number>) => void };
+  const e = engine as unknown as { fieldNeeds?: () => Map<string, number> };
+  if (d.projectTypes !== undefined && e.fieldNeeds !== undefined)
+    d.projectTypes.call(decoder, e.fieldNeeds.call(engine));
+  else decoder.fullTypesOnly(engine.inputTypes());
   const rows = new M.RowBatch();
   const out: Result[] = [];
   let results = 0;

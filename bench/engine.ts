@@ -5,7 +5,8 @@
  *   (c) V2: RuleEventDecoder.decodeRows in batches (its hand-written tapio.Event reader for this
  *       writer schema, the projected fields only, into reused rows) + V2Engine.processRows; a record
  *       whose type no rule reads is still read and checked in full, but its row keeps only id,
- *       timestamp, type, kind and name (fullTypesOnly(engine.inputTypes())),
+ *       timestamp, type, kind and name, and a record of a read type keeps only the optional fields
+ *       its rules read (projectTypes(engine.fieldNeeds())),
  * then V2's (and V1's) memory with 100k active scope keys.
  *
  * V1's service decodes through the registry client, one promise per message (ARCHITECTURE.md,
@@ -125,7 +126,7 @@ function runV2(batches: readonly Buffer[][], peak: Peak, base: number): RunResul
     fetchSchema: () => Promise.reject(new Error('no registry in the offline benchmark')),
   });
   decoder.addWriterSchema(SCHEMA_ID, EVENT_SCHEMA as unknown as AvroSchema);
-  decoder.fullTypesOnly(engine.inputTypes());
+  decoder.projectTypes(engine.fieldNeeds());
   v2ReadsDirectly = decoder.readsDirectly(SCHEMA_ID);
   // Reused across batches, as the service does: decoded rows, no object per record.
   const rows = new RowBatch();

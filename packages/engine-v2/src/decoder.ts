@@ -5,7 +5,7 @@ import type { AvroSchema, SchemaSource } from '@tapio/events';
 import { ID_SPAN } from './row';
 import type { EventRow, RowBatch } from './row';
 import type { RuleEvent } from './types';
-import { EventWireReader, isEventLayout } from './wire';
+import { EventWireReader, NEED_ALL, isEventLayout } from './wire';
 
 /**
  * The fields of tapio.Event that the catalogue reads, for a projected decode:
@@ -58,8 +58,8 @@ export class RuleEventDecoder {
   private readonly reader: EventWireReader;
   /** Writer-schema id -> read by EventWireReader (true) or by avsc (false). */
   private readonly direct: Map<number, boolean>;
-  /** See fullTypesOnly. */
-  private fullTypes: ReadonlySet<string> | null = null;
+  /** See fullTypesOnly and projectTypes. */
+  private needs: ReadonlyMap<string, number> | null = null;
   /** The id bytes of the batch being decoded (see copyId); grown as needed, reused. */
   private idScratch = Buffer.allocUnsafeSlow(16_384) as TextBuffer;
 
@@ -95,7 +95,18 @@ export class RuleEventDecoder {
    * and interning their entity fields and map keys was most of their decode time.
    */
   fullTypesOnly(types: Iterable<string> | null): void {
-    this.fullTypes = types === null ? null : new Set(types);
+    this.needs = types === null ? null : new Map([...types].map((t) => [t, NEED_ALL]));
+  }
+
+  /**
+   * As fullTypesOnly, and within those types only the optional fields their rules read
+   * (V2Engine.fieldNeeds: node, service, labels as NEED_* bits); the others are read and checked
+   * but left null/empty in the row. Only the id and timestamp of a row go into a result, so results
+   * are the same. Why: no rule reads node, service or labels of memory.usage, a third of
+   * bench/engine.ts's stream, and interning strings is most of the decoder's time.
+   */
+  projectTypes(needs: ReadonlyMap<string, number> | null): void {
+    this.needs = needs === null ? null : new Map(needs);
   }
 
   /** Whether records of this writer-schema id are read by the hand-written reader (tests, metrics). */
@@ -131,7 +142,7 @@ export class RuleEventDecoder {
       try {
         const schemaId = readSchemaId(value, undefined);
         if (this.direct.get(schemaId) === true) {
-          this.reader.decodeInto(value as Buffer, schemaId, undefined, row, this.fullTypes);
+          this.reader.decodeInto(value as Buffer, schemaId, undefined, row, this.needs);
           if (!row.partial) idBytes = this.copyId(row, idBytes);
         } else row.fromEvent(this.wire.decode(value));
         errors[i] = null;

@@ -15,6 +15,7 @@ import type {
   RuleInput,
   ThrottleImpactSummary,
 } from '@tapio/rules';
+import { NEED_ALL, NEED_LABELS, NEED_NODE, NEED_SERVICE } from './wire';
 import { DISTINCT_ALL, DISTINCT_MIN_VALUE, DISTINCT_NONE, Lane, LaneStore, MIN_SLAB_EVENTS } from './lane';
 import type { LaneSpec } from './lane';
 import { asEvent } from './types';
@@ -699,7 +700,6 @@ export class V2Engine {
     };
   }
 
-  /** The event types that some rule reads (for RuleEventDecoder.fullTypesOnly). */
   /**
    * Id texts that stored events refer to (a decoded batch's shared text, or an id's own string),
    * plus the last one taken: what the engine keeps alive for evidence (tests, memory checks).
@@ -708,8 +708,30 @@ export class V2Engine {
     return this.store.textsInUse;
   }
 
+  /** The event types that some rule reads (for RuleEventDecoder.fullTypesOnly). */
   inputTypes(): string[] {
     return [...this.byType.keys()];
+  }
+
+  /**
+   * Per event type that some rule reads, the optional fields its rules need (NEED_* bits, for
+   * RuleEventDecoder.projectTypes): node for node-scoped rules, service for service-scoped ones,
+   * labels for a destination-label key, everything for a rule without a known summary (scanned).
+   * Namespace, kind, name, pod, container and the attributes are always read.
+   */
+  fieldNeeds(): Map<string, number> {
+    const needs = new Map<string, number>();
+    for (const [type, candidates] of this.byType) {
+      let need = 0;
+      for (const c of candidates) {
+        if (c.plan.kind === K_SCAN) need |= NEED_ALL;
+        else if (c.scopeCode === S_NODE) need |= NEED_NODE;
+        else if (c.scopeCode === S_SERVICE) need |= NEED_SERVICE;
+        else if (c.scopeCode === S_DESTINATION) need |= NEED_LABELS;
+      }
+      needs.set(type, need);
+    }
+    return needs;
   }
 
   /** Derives the event's routes itself and evaluates them all (offline replay), as V1's `process`. */

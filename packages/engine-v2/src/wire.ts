@@ -80,8 +80,8 @@ export class EventWireReader {
   private hash = 0;
   /** For `decode`. */
   private readonly scratch = new EventRow();
-  /** The types whose rows get every field (decodeInto's `fullTypes`), null for all. */
-  private fullTypes: ReadonlySet<string> | null = null;
+  /** The types whose rows get fields, with which optional ones (decodeInto's `needs`), null for all of every type. */
+  private needs: ReadonlyMap<string, number> | null = null;
 
   constructor() {
     this.buf = Buffer.alloc(0) as SlicingBuffer;
@@ -101,7 +101,7 @@ export class EventWireReader {
 
   /**
    * As `decode`, into a row (see EventRow: the id stays in `value` until the row's `id` is read).
-   * With `fullTypes`, a record of another type is read and checked just the same (the same errors)
+   * With `needs`, a record of a type not in it is read and checked just the same (the same errors)
    * but its row keeps only id, timestamp, type, kind and name (see EventRow.partial).
    */
   decodeInto(
@@ -109,9 +109,9 @@ export class EventWireReader {
     schemaId: number,
     context: RecordContext | undefined,
     row: EventRow,
-    fullTypes: ReadonlySet<string> | null,
+    needs: ReadonlyMap<string, number> | null,
   ): void {
-    this.fullTypes = fullTypes;
+    this.needs = needs;
     this.buf = value as SlicingBuffer;
     this.pos = WIRE_HEADER_BYTES;
     this.end = value.length;
@@ -155,10 +155,15 @@ export class EventWireReader {
     this.skipString(); // source
     row.type = this.readString(true);
     row.hType = this.hash;
-    const full = this.fullTypes;
-    if (full !== null && !full.has(row.type)) {
-      this.skipRest(row);
-      return;
+    const needs = this.needs;
+    let need = NEED_ALL;
+    if (needs !== null) {
+      const n = needs.get(row.type);
+      if (n === undefined) {
+        this.skipRest(row);
+        return;
+      }
+      need = n;
     }
     this.skipString(); // severity
     this.skipOptional(); // entity.cluster
@@ -167,16 +172,29 @@ export class EventWireReader {
     row.kind = this.readString(true);
     row.name = this.readString(true);
     row.hName = this.hash;
-    row.node = this.readOptional();
-    row.hNode = this.hash;
+    if ((need & NEED_NODE) !== 0) {
+      row.node = this.readOptional();
+      row.hNode = this.hash;
+    } else {
+      this.skipOptional();
+      row.node = null;
+      row.hNode = 0;
+    }
     row.pod = this.readOptional();
     row.hPod = this.hash;
     row.container = this.readOptional();
     row.hContainer = this.hash;
-    row.service = this.readOptional();
-    row.hService = this.hash;
+    if ((need & NEED_SERVICE) !== 0) {
+      row.service = this.readOptional();
+      row.hService = this.hash;
+    } else {
+      this.skipOptional();
+      row.service = null;
+      row.hService = 0;
+    }
     this.readDoubleMap(row);
-    this.readStringMap(row);
+    if ((need & NEED_LABELS) !== 0) this.readStringMap(row);
+    else this.skipMap(false);
     this.skipOptional(); // message
   }
 
@@ -440,6 +458,12 @@ export class EventWireReader {
     }
   }
 }
+
+/** Optional fields of a row that a type's rules need (RuleEventDecoder.projectTypes); the rest are always read. */
+export const NEED_NODE = 1;
+export const NEED_SERVICE = 2;
+export const NEED_LABELS = 4;
+export const NEED_ALL = NEED_NODE | NEED_SERVICE | NEED_LABELS;
 
 /**
  * The layout of a schema JSON as it matters to Avro resolution: types, field and record names and

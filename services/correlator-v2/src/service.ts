@@ -78,7 +78,7 @@ export async function startCorrelatorV2(
     },
   });
   // Records of types no rule reads are still read and checked in full, but their entity and maps are not kept.
-  decoder.fullTypesOnly(engine.inputTypes());
+  decoder.projectTypes(engine.fieldNeeds());
 
   const producer = await connectProducer(ctx);
   // Batches of several partitions finish at once: their results share one produce request.

@@ -41,12 +41,15 @@ function checkRows(events: readonly Event[], what: string, options: V1EngineOpti
   for (const e of events) r1.push(...v1.process(e));
 
   const buffers = events.map((e) => encodeWire(SCHEMA_ID, eventAvroType, e));
-  // In full, and with partial rows for the types no rule reads (fullTypesOnly), as bench/engine.ts runs.
+  // In full, with partial rows for the types no rule reads (fullTypesOnly), and with only the
+  // fields each type's rules read (projectTypes), as bench/engine.ts and the service run.
   let partials = 0;
-  for (const partial of [false, true]) {
+  for (const mode of ['full', 'partial rows', 'projected fields'] as const) {
+    const partial = mode !== 'full';
     const d = decoder();
     const v2 = new V2Engine({ ...NO_TIMEOUT, ...options });
-    if (partial) d.fullTypesOnly(v2.inputTypes());
+    if (mode === 'partial rows') d.fullTypesOnly(v2.inputTypes());
+    if (mode === 'projected fields') d.projectTypes(v2.fieldNeeds());
     const rows = new RowBatch();
     const r2: Result[] = [];
     let partialRows = 0;
@@ -55,7 +58,7 @@ function checkRows(events: readonly Event[], what: string, options: V1EngineOpti
       for (let j = 0; j < rows.length; j++) if (rows.rows[j]?.partial === true) partialRows += 1;
       v2.processRows(rows, r2);
     }
-    const w = `${what}${partial ? ' (partial rows)' : ''}`;
+    const w = `${what}${partial ? ` (${mode})` : ''}`;
     if (!partial) assert.equal(partialRows, 0, w);
     assert.equal(r2.length, r1.length, `${w}: result count`);
     assert.deepEqual(asV1(r2), r1, w);
