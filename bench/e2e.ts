@@ -61,6 +61,7 @@ import { startCorrelatorV1 } from '@tapio/service-correlator-v1';
 import { startCorrelatorV2 } from '@tapio/service-correlator-v2';
 // eslint-disable-next-line no-restricted-imports
 import { startRouter } from '@tapio/service-router';
+import { engineStream } from './engine-stream';
 
 // ---------------------------------------------------------------------------------------------
 // Options
@@ -86,15 +87,8 @@ const profileDir = option('--profile');
 
 const PARTITIONS = 12;
 const RESULT_PARTITIONS = 6;
-const STREAM: StreamOptions = {
-  seed: 20250115,
-  startMs: Date.UTC(2025, 0, 15, 9, 0, 0),
-  scenarios: 'all',
-  incidentsPerScenario: quick ? 2 : 10,
-  noiseEvents: quick ? 20_000 : 300_000,
-  outOfOrderMs: 5_000,
-  lateShare: 0.001,
-};
+/** bench/engine.ts's stream (the quick form with less noise). */
+const STREAM: StreamOptions = { ...engineStream(quick), noiseEvents: quick ? 20_000 : 300_000 };
 /** Latency stream: scenario-heavy, so detections come at a modest rate (about one per 50 events). */
 const LATENCY_NOISE_SHARE = 0.5;
 const LATENCY_SECONDS = quick ? 6 : 20;

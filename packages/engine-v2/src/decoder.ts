@@ -171,8 +171,8 @@ export class RuleEventDecoder {
    * own string, as before). Why: a lane keeps an id per stored event, and making no id string at all
    * made V2 1.26x faster on bench/engine.ts's stream (a probe: the slice, and the garbage collector
    * copying and promoting those strings while they live through their windows); one string per batch
-   * costs one slice, and lanes keep its slot in the engine's text table (LaneStore) and the span. Memory: a batch's text lives as
-   * long as its longest-kept id, so what is held is at most the ids of the records that arrived
+   * costs one slice, and lanes keep its slot in the engine's text table (LaneStore) and the span.
+   * Memory: a batch's text lives as long as its longest-kept id, so what is held is at most the ids of the records that arrived
    * within the longest horizon plus the allowed lateness: more than separate strings where ids of
    * short windows share a batch with ids of long ones, but without a header per string (retained
    * after bench/engine.ts's run: 26.1 MiB, 27.4 MiB with a string per id).

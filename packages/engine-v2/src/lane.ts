@@ -72,7 +72,7 @@ const MAX_FIRST_SLAB_EVENTS = 16;
 
 /**
  * The numbers of every lane of one engine: slabs of one Float64Array (a lane's slab holds its
- * [t, v, v2, span] records), with a free list per slab size. Why not a JS array per lane: that was
+ * [t, v, v2, id span, id text slot] records), with a free list per slab size. Why not a JS array per lane: that was
  * an array object and a backing store per lane to load on every evaluation (two more cold lines),
  * and each array grew by reallocation on the heap, where the grown stores live on and were copied
  * by every young-generation collection until promoted (bench/engine.ts: ~60 % of what V2 allocated,
@@ -82,8 +82,6 @@ const MAX_FIRST_SLAB_EVENTS = 16;
 export class LaneStore {
   /** Replaced by a larger copy when full: lanes read it through the store, never keep it. */
   f64: Float64Array;
-  /** Doubles in slabs in use. */
-  used = 0;
   /**
    * Events older than this are dropped by the next `advance` (watermark - lateness - horizon of the
    * rule being evaluated, set by its RuleState.accept): passed here, not as an argument, because a
@@ -112,14 +110,8 @@ export class LaneStore {
     this.f64 = new Float64Array(initialDoubles);
   }
 
-  /** Bytes of the array (in use or not). */
-  get bytes(): number {
-    return this.f64.byteLength;
-  }
-
   /** The offset of a new slab of `size` doubles. */
   alloc(size: number): number {
-    this.used += size;
     const list = this.free[size];
     if (list !== undefined && list.length > 0) return list.pop() as number;
     const at = this.top;
@@ -187,7 +179,6 @@ export class LaneStore {
   }
 
   release(at: number, size: number): void {
-    this.used -= size;
     let list = this.free[size];
     if (list === undefined) this.free[size] = list = [];
     list.push(at);

@@ -172,26 +172,14 @@ export class EventWireReader {
     row.kind = this.readString(true);
     row.name = this.readString(true);
     row.hName = this.hash;
-    if ((need & NEED_NODE) !== 0) {
-      row.node = this.readOptional();
-      row.hNode = this.hash;
-    } else {
-      this.skipOptional();
-      row.node = null;
-      row.hNode = 0;
-    }
+    row.node = this.readOptionalIf((need & NEED_NODE) !== 0);
+    row.hNode = this.hash;
     row.pod = this.readOptional();
     row.hPod = this.hash;
     row.container = this.readOptional();
     row.hContainer = this.hash;
-    if ((need & NEED_SERVICE) !== 0) {
-      row.service = this.readOptional();
-      row.hService = this.hash;
-    } else {
-      this.skipOptional();
-      row.service = null;
-      row.hService = 0;
-    }
+    row.service = this.readOptionalIf((need & NEED_SERVICE) !== 0);
+    row.hService = this.hash;
     this.readDoubleMap(row);
     if ((need & NEED_LABELS) !== 0) this.readStringMap(row);
     else this.skipMap(false);
@@ -407,6 +395,14 @@ export class EventWireReader {
     }
     if (branch === 1) return this.readString(true);
     throw new Malformed(`invalid union index: ${branch}`);
+  }
+
+  /** readOptional when `wanted`; otherwise skips the value (with the same checks) and gives null, hash 0. */
+  private readOptionalIf(wanted: boolean): string | null {
+    if (wanted) return this.readOptional();
+    this.skipOptional();
+    this.hash = 0;
+    return null;
   }
 
   private skipOptional(): void {
