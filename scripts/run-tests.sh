@@ -22,10 +22,7 @@ if [ "${#files[@]}" -eq 0 ]; then
   echo "run-tests: no compiled tests under ${dirs[*]}; run 'npm run build' first" >&2
   exit 1
 fi
-# --test-force-exit: a test file's process exits once its tests are done, even if a client left a socket
-# open; without it such a socket would hold the whole run until the CI limit. (The one seen, a health
-# snapshot reconnecting a stopped correlator's producer, is fixed; the flag stays as a guard.)
-# scripts/test-child-preload.cjs: with that flag, a child's last results could be lost on their way to
-# the runner (it makes the child's stdout blocking; see the file).
-exec node --test --require ./scripts/test-child-preload.cjs --test-force-exit \
+# No --test-force-exit: each file's process and the runner end by themselves, so no report is cut
+# off. scripts/test-child-preload.cjs fails a file whose process is held open by a leaked handle.
+exec node --test --require ./scripts/test-child-preload.cjs \
   --test-concurrency="${TEST_CONCURRENCY:-2}" --test-reporter=spec "$@" "${files[@]}"

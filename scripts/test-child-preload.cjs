@@ -1,11 +1,23 @@
-// Loaded (node --test --require) into every test file's child process. A child reports its results to
-// the runner through a pipe, and with --test-force-exit it calls process.exit() as soon as its tests are
-// done; on Linux that pipe is non-blocking, so whatever the runner had not read yet was lost: the run
-// then printed fewer tests than it ran (one CI run here reported 573 of 583, a whole suite missing) and
-// a failure in the lost part would have been reported only as "test failed" for the file. A blocking
-// stdout makes every write complete before the exit (nodejs/node#64833).
+// Loaded (node --test --require) into every test file's process. The run does not use
+// --test-force-exit, which exits each process (and the runner) the moment its tests end: reports still
+// on their way could be lost, and a test of that path failed under load with no closing summary.
+// Here a file's process ends by itself; if a leaked socket or timer holds it open, this guard names
+// the open handles and fails the file after TAPIO_TEST_LEAK_GRACE_MS (default 60 s, since the timer
+// starts before the file's own after hooks, which may stop services) instead of hanging the run.
 'use strict';
 if (process.env.NODE_TEST_CONTEXT === 'child-v8') {
-  const handle = process.stdout._handle;
-  if (handle && typeof handle.setBlocking === 'function') handle.setBlocking(true);
+  const graceMs = Number(process.env.TAPIO_TEST_LEAK_GRACE_MS ?? 60000);
+  const { after } = require('node:test');
+  after(() => {
+    const timer = setTimeout(() => {
+      // Blocking writes, so that everything reported so far reaches the runner before the exit.
+      for (const stream of [process.stdout, process.stderr]) stream._handle?.setBlocking?.(true);
+      const open = process.getActiveResourcesInfo().filter((r) => r !== 'TTYWrap');
+      process.stderr.write(
+        `test-leak: ${process.argv[1] ?? 'this file'} still had open handles ${graceMs} ms after its last test: ${open.join(', ')}\n`,
+      );
+      process.exit(1);
+    }, graceMs);
+    timer.unref();
+  });
 }

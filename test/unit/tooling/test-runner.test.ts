@@ -9,53 +9,52 @@ import { repoPath } from '../../helpers/paths';
 
 const run = promisify(execFile);
 
-// Files whose tests finish fast and leave a timer behind (as a leaked kafkajs socket does), with long
-// names so that the reports outrun the pipe to the runner: without the preload, node 20 lost a few of
-// these 800 verdicts on most runs here (and printed the smaller count with exit code 0).
-const FILES = 8;
-const SUITES = 5;
-const TESTS = 20;
-const FIXTURE = `
-const { describe, test } = require('node:test');
-setInterval(() => {}, 100000);
-for (let s = 0; s < ${SUITES}; s++) {
-  describe('suite ' + s, () => {
-    for (let i = 0; i < ${TESTS}; i++) test('t' + i + ' ' + 'x'.repeat(3000), () => {});
-  });
-}
-`;
-
-test('scripts/run-tests.sh runs node --test with the preload that keeps force-exited results', () => {
+test('scripts/run-tests.sh loads the leak guard and does not force-exit', () => {
   const script = readFileSync(repoPath('scripts/run-tests.sh'), 'utf8');
-  assert.match(script, /node --test --require \.\/scripts\/test-child-preload\.cjs --test-force-exit/);
+  assert.match(script, /node --test --require \.\/scripts\/test-child-preload\.cjs/);
+  assert.doesNotMatch(script, /^[^#]*--test-force-exit/m);
 });
 
-test('with --test-force-exit and the preload, the summary counts every test of every file', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'tapio-force-exit-'));
+// A file that leaks a timer would hold the run open forever without the guard; with it the file fails,
+// its open handles are named, and every other file's results and the summary are still reported.
+test('the leak guard fails a file whose process is held open, and the run still reports everything', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tapio-leak-guard-'));
   try {
-    const files: string[] = [];
-    for (let f = 0; f < FILES; f++) {
-      const file = join(dir, `f${f}.test.js`);
-      writeFileSync(file, FIXTURE);
-      files.push(file);
-    }
-    const { stdout } = await run(
+    writeFileSync(
+      join(dir, 'leaky.test.js'),
+      "require('node:test').test('leaks', () => { setInterval(() => {}, 1e6); });\n",
+    );
+    writeFileSync(
+      join(dir, 'clean.test.js'),
+      "for (let i = 0; i < 50; i++) require('node:test').test('t' + i, () => {});\n",
+    );
+    const child = run(
       process.execPath,
       [
         '--test',
         '--require',
         repoPath('scripts/test-child-preload.cjs'),
-        '--test-force-exit',
-        '--test-concurrency=2',
         '--test-reporter=spec',
-        ...files,
+        join(dir, 'leaky.test.js'),
+        join(dir, 'clean.test.js'),
       ],
       // This file runs under node --test itself: without its marker the nested run is a runner of its own.
-      { maxBuffer: 256 * 1024 * 1024, env: { ...process.env, NODE_TEST_CONTEXT: undefined } },
+      {
+        env: { ...process.env, NODE_TEST_CONTEXT: undefined, TAPIO_TEST_LEAK_GRACE_MS: '300' },
+        maxBuffer: 64 * 1024 * 1024,
+        timeout: 120_000,
+      },
     );
-    const count = /^ℹ tests (\d+)$/m.exec(stdout);
-    assert.ok(count, 'no summary line');
-    assert.equal(Number(count[1]), FILES * SUITES * TESTS);
+    const failure = await child.then(
+      () => assert.fail('the run passed although a file leaked a timer'),
+      (error: { code: number; stdout: string; stderr: string }) => error,
+    );
+    assert.equal(failure.code, 1);
+    const output = failure.stdout + failure.stderr;
+    assert.match(output, /test-leak: .*leaky\.test\.js still had open handles 300 ms after its last test: .*Timeout/);
+    assert.match(failure.stdout, /^ℹ tests 52$/m);
+    assert.match(failure.stdout, /^ℹ pass 51$/m);
+    assert.match(failure.stdout, /^ℹ fail 1$/m);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
