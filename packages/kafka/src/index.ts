@@ -1,7 +1,7 @@
 /** Kafka wiring shared by every service: the client, topic definitions and `topics ensure`. */
 import { randomBytes } from 'node:crypto';
-import { Kafka, logLevel } from 'kafkajs';
-import type { Admin, ITopicConfig, KafkaMessage, LogEntry, Producer } from 'kafkajs';
+import { Kafka, logLevel, Partitioners } from 'kafkajs';
+import type { Admin, ITopicConfig, KafkaMessage, LogEntry, Producer, ProducerConfig } from 'kafkajs';
 import type { TapioConfig } from '@tapio/config';
 import { TapioError } from '@tapio/errors';
 import type { Logger } from '@tapio/observability';
@@ -15,9 +15,25 @@ const LEVELS: Record<number, 'error' | 'warn' | 'info' | 'debug'> = {
   [logLevel.DEBUG]: 'debug',
 };
 
+/**
+ * The partitioner of every producer, chosen here once: kafkajs's DefaultPartitioner, the murmur2 one
+ * of the Java client (`toPositive(murmur2(key)) % partitions`). Collectors written in Java (or any
+ * client using Kafka's default) must put a source entity's events on the partition the router and
+ * `tapio produce` would; kafkajs's LegacyPartitioner does not. Naming it also silences kafkajs's
+ * "switched default partitioner" warning in every service's log.
+ */
+export const PARTITIONER = Partitioners.DefaultPartitioner;
+
+/** kafkajs's client, with the project's partitioner as every producer's default. */
+class TapioKafka extends Kafka {
+  override producer(config: ProducerConfig = {}): Producer {
+    return super.producer({ createPartitioner: PARTITIONER, ...config });
+  }
+}
+
 /** A kafkajs client whose log lines go through the service's pino logger. */
 export function createKafka(config: Pick<TapioConfig, 'kafka'>, logger?: Logger, clientSuffix = ''): Kafka {
-  return new Kafka({
+  return new TapioKafka({
     clientId: config.kafka.clientId + clientSuffix,
     brokers: [...config.kafka.brokers],
     connectionTimeout: config.kafka.connectionTimeoutMs,
