@@ -229,6 +229,7 @@ export const configSchema = z
         dedup: z.string().min(1),
         actions: z.string().min(1),
         comparator: z.string().min(1),
+        rolloutController: z.string().min(1),
       })
       .strict(),
     http: z.object({ host: z.string().min(1), port }).strict(),
@@ -341,6 +342,7 @@ export const DEFAULTS: Input = {
     dedup: 'tapio-dedup',
     actions: 'tapio-actions',
     comparator: 'tapio-comparator',
+    rolloutController: 'tapio-rollout-controller',
   },
   http: { host: '127.0.0.1', port: 9464 },
   log: { level: 'info' },

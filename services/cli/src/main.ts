@@ -9,7 +9,7 @@ import { consumeTopic } from './commands/consume';
 import { generate, resolveScenarios } from './commands/generate';
 import { produceFile, produceScenarios } from './commands/produce';
 import { compareEngines, formatReport } from './commands/compare';
-import { runDemo } from './commands/demo';
+import { demoRunEnv, demoRunId, runDemo } from './commands/demo';
 import {
   analyzeRules,
   formatRouting,
@@ -20,6 +20,8 @@ import {
 } from './commands/route';
 import { engineFactory, readEvents, replayToLines, testRule, writeTo } from './commands/replay';
 import { registerRolloutCommands } from './commands/rollout';
+
+export { demoRunEnv, demoRunId } from './commands/demo';
 
 export interface Io {
   stdout: NodeJS.WritableStream;
@@ -436,7 +438,23 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
     .option('--rate <n>', 'collector events per second', positive('--rate'), 2000)
     .option('--base-port <port>', 'first /metrics port; each service takes the next', positiveInt('--base-port'), 9470)
     .action(async (opts: { duration?: number; rate: number; basePort: number }, cmd: Command) => {
-      configFrom(cmd, io); // validate before starting anything
+      const base = configFrom(cmd, io); // validate before starting anything
+      // Topics, groups and dedup keys of this run only; they are deleted when the run stops.
+      const runId = demoRunId();
+      const file = cmd.optsWithGlobals<{ config?: string }>().config;
+      // The services read the same config file (--config) as this command, plus the run's overrides.
+      const runEnv = { ...io.env, ...(file === undefined ? {} : { TAPIO_CONFIG: file }), ...demoRunEnv(base, runId) };
+      const config = loadConfig({ env: runEnv });
+      const admin = createKafka(config).admin();
+      await admin.connect();
+      const specs = topicSpecs(config);
+      try {
+        await ensureTopics(admin, specs);
+      } catch (err) {
+        await admin.disconnect();
+        throw err;
+      }
+      io.stdout.write(`demo run ${runId}: topics demo.${runId}.*, groups *-demo-${runId}\n`);
       const svc = (name: string, env: Record<string, string> = {}, dir = name) => ({
         name,
         entry: `services/${dir}/dist/main.js`,
@@ -446,7 +464,7 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
         durationSeconds: opts.duration,
         rate: opts.rate,
         basePort: opts.basePort,
-        env: io.env,
+        env: runEnv,
         stdout: io.stdout,
         interrupted: io.interrupted,
         services: [
@@ -461,6 +479,14 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
           svc('collector', { TAPIO_COLLECTOR__RATEPERSECOND: String(opts.rate) }),
         ],
       });
+      try {
+        await admin.deleteTopics({ topics: specs.map((t) => t.topic) });
+        io.stdout.write(`deleted the run's topics (demo.${runId}.*)\n`);
+      } catch (err) {
+        io.stderr.write(`could not delete the run's topics demo.${runId}.*: ${(err as Error).message}\n`);
+      } finally {
+        await admin.disconnect();
+      }
       setExit(code);
     });
 

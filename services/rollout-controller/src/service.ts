@@ -56,7 +56,7 @@ export interface RolloutControllerOptions {
   /** Defaults: config.topics.control / config.topics.health. */
   controlTopic?: string;
   healthTopic?: string;
-  /** Default: tapio-rollout-controller. */
+  /** Default: config.groups.rolloutController (tapio-rollout-controller). */
   groupId?: string;
   /** Default: config.rollout.statusPort. */
   statusPort?: number;
@@ -77,7 +77,7 @@ export async function startRolloutController(
   const settings = config.rollout;
   const controlTopic = options.controlTopic ?? config.topics.control;
   const healthTopic = options.healthTopic ?? config.topics.health;
-  const groupId = options.groupId ?? 'tapio-rollout-controller';
+  const groupId = options.groupId ?? config.groups.rolloutController;
   const instance = instanceName(ctx.name);
   const healthGroup = `${groupId}-health-${randomBytes(5).toString('hex')}`;
 
