@@ -5,6 +5,7 @@ import type { Admin, ITopicConfig, KafkaMessage, LogEntry, Producer, ProducerCon
 import type { TapioConfig } from '@tapio/config';
 import { TapioError } from '@tapio/errors';
 import type { Logger } from '@tapio/observability';
+import './request-queue-patch';
 
 export type { Admin, Consumer, EachBatchPayload, EachMessagePayload, Kafka, KafkaMessage, Producer } from 'kafkajs';
 
