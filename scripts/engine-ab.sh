@@ -9,6 +9,8 @@
 # errors): compare engine changes, not changes of those. --unchecked: probes that change results.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/runtime.sh
+source scripts/runtime.sh # the pinned Node.js
 base_ref="${1:?usage: scripts/engine-ab.sh <base ref> [seconds per core] [--unchecked]}"
 seconds="${2:-30}"
 extra=()

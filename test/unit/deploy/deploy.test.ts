@@ -55,7 +55,10 @@ test('Dockerfile: multi-stage node 20, prod deps only, non-root, healthcheck, en
   expectProblem(dockerfileProblems(text.replace('USER 1000:1000', 'USER node'), root), /numeric/);
   expectProblem(dockerfileProblems(text.replace(/HEALTHCHECK[^\n]*\\\n[^\n]*\n/, ''), root), /HEALTHCHECK/);
   expectProblem(dockerfileProblems(text.replace('npm prune --omit=dev', 'true'), root), /npm prune/);
-  expectProblem(dockerfileProblems(text.replace('node:20-bookworm-slim', 'node:18'), root), /base image node:18/);
+  expectProblem(
+    dockerfileProblems(text.replace('node:26-bookworm-slim', 'node:20-bookworm-slim'), root),
+    /base image node:20-bookworm-slim is not node:26/,
+  );
   expectProblem(dockerfileProblems(text.replace('docker/entrypoint.sh"]', 'docker/nope.sh"]'), root), /ENTRYPOINT/);
   expectProblem(dockerignoreProblems('**/node_modules\n'), /\*\*\/dist/);
 });
