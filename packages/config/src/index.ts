@@ -156,8 +156,10 @@ export const configSchema = z
       .object({
         /** Merge the input partitions by event time, so a backlog reaches the engines in order (see packages/routing/src/align.ts). */
         alignPartitions: z.boolean(),
-        /** Longest time (ms) a partition that ran dry may hold the others back. */
+        /** Longest time (ms) a lagging partition that ran dry may hold the others back. */
         alignMaxHoldMs: z.number().int().nonnegative(),
+        /** Producers' event-time skew allowed (ARCHITECTURE.md reorderSlackMs): records wait this long (event time) for older ones. */
+        reorderSlackMs: z.number().int().nonnegative().max(600_000),
         /** A partition with more records buffered than this is paused until half of them are routed. */
         maxBufferedPerPartition: z.number().int().positive(),
         /** Records routed per produce round. */
@@ -306,6 +308,7 @@ export const DEFAULTS: Input = {
   router: {
     alignPartitions: true,
     alignMaxHoldMs: 5000,
+    reorderSlackMs: 2000,
     maxBufferedPerPartition: 20000,
     chunkSize: 500,
     fetchMaxBytesPerPartition: 2097152,

@@ -318,6 +318,7 @@ export async function startRouter(ctx: ServiceContext, options: RouterOptions = 
   const aligner = new PartitionAligner<Pending>({
     // Off (maxHoldMs 0): nothing holds a partition back; records still leave oldest head first among those buffered.
     maxHoldMs: alignOn ? config.router.alignMaxHoldMs : 0,
+    slackMs: config.router.reorderSlackMs,
     idleFetches: alignOn ? 2 : 0,
   });
   const paused = new Set<number>();
@@ -338,6 +339,7 @@ export async function startRouter(ctx: ServiceContext, options: RouterOptions = 
   let rebalancing = false;
   let lastCommitMs = Date.now();
   let forcedSeen = 0;
+  let outOfOrderSeen = 0;
 
   const consumer: Consumer = ctx.kafka.consumer({
     groupId,
@@ -364,6 +366,12 @@ export async function startRouter(ctx: ServiceContext, options: RouterOptions = 
       this.set(paused.size);
     },
   });
+  const outOfOrder = new Counter({
+    name: 'tapio_events_out_of_order_total',
+    help: 'Events read after a newer one was already passed on: their order is not guaranteed (later than router.reorderSlackMs)',
+    labelNames: ['stage'],
+    registers,
+  }).labels('router');
   const forcedReleases = new Counter({
     name: 'tapio_router_alignment_forced_total',
     help: 'Records routed before a dry partition caught up, because it held the others back for router.alignMaxHoldMs',
@@ -538,9 +546,7 @@ export async function startRouter(ctx: ServiceContext, options: RouterOptions = 
       if (aligner.take(chunkSize, nowMs, taken, alignOn ? peerLimit(nowMs) : Infinity) === 0) break;
       await routeChunk(taken, nowMs);
       if (gen !== generation) return; // reassigned meanwhile: the buffers are gone, nothing to acknowledge
-      const lastOffsets = new Map<number, string>();
-      for (const { partition, entry } of taken) lastOffsets.set(partition, entry.offset);
-      for (const [partition, offset] of lastOffsets) aligner.ack(partition, (BigInt(offset) + 1n).toString());
+      aligner.ack(taken);
       if (running) commitSoon();
       if (heartbeat !== undefined) await heartbeat();
     }
@@ -548,10 +554,17 @@ export async function startRouter(ctx: ServiceContext, options: RouterOptions = 
       forcedReleases.inc(aligner.forced - forcedSeen);
       forcedSeen = aligner.forced;
     }
+    if (aligner.outOfOrder > outOfOrderSeen) {
+      outOfOrder.inc(aligner.outOfOrder - outOfOrderSeen);
+      outOfOrderSeen = aligner.outOfOrder;
+    }
     const resume = [...paused].filter((p) => aligner.buffered(p) <= maxBuffered / 2);
     if (resume.length > 0) {
       consumer.resume([{ topic: inputTopic, partitions: resume }]);
-      for (const p of resume) paused.delete(p);
+      for (const p of resume) {
+        paused.delete(p);
+        aligner.setPaused(p, false);
+      }
     }
   };
 
@@ -686,6 +699,7 @@ export async function startRouter(ctx: ServiceContext, options: RouterOptions = 
       payload.resolveOffset(batch.lastOffset());
       if (aligner.buffered(partition) > maxBuffered && !paused.has(partition)) {
         paused.add(partition);
+        aligner.setPaused(partition, true);
         consumer.pause([{ topic, partitions: [partition] }]);
       }
       await pump(() => payload.heartbeat());
