@@ -3,10 +3,13 @@
  * decoding through the schema-registry client, the rules the routing header lists evaluated by the
  * V1 engine, one produce per result (acks=all) to tapio.results keyed by scope key. An offset is
  * committed only after that record's results are acknowledged: kafkajs resolves a message's offset
- * only when eachMessage returns, and eachMessage returns only after the produces resolve.
+ * only when eachMessage returns, and eachMessage returns only after the produces resolve. A record's
+ * results are kept until acknowledged: a retry after a failed produce re-sends them instead of
+ * evaluating the record again (which would count its event twice, or, being a redelivery, lose them).
  * Undecodable or invalid records go to the dead-letter topic with the reason; the service goes on.
  */
 import { V1Engine } from '@tapio/engine-v1';
+import type { Result } from '@tapio/events';
 import type { TapioError } from '@tapio/errors';
 import { errorCode, findTapioError, isRetriable } from '@tapio/errors';
 import { RegistryCodec, toEvent } from '@tapio/events';
@@ -25,6 +28,8 @@ export interface CorrelatorV1Options {
   /** Default: config.groups.v1 (tapio-v1). */
   groupId?: string;
   fromBeginning?: boolean;
+  /** Test hook: called before each produce of results; an error it returns fails that produce. */
+  resultsSendFault?: () => Error | undefined;
 }
 
 export async function startCorrelatorV1(
@@ -77,10 +82,46 @@ export async function startCorrelatorV1(
     logger.warn({ code: placed.code, topic, partition, offset: message.offset }, placed.message);
   };
 
+  /** Results evaluated and not yet acknowledged, by `partition/offset` (the outbox). */
+  const outbox = new Map<string, Result[]>();
+  consumer.on(consumer.events.GROUP_JOIN, (e) => {
+    // A partition that moved away is evaluated afresh by its new owner: its held results go with it.
+    const kept = new Set((e.payload.memberAssignment[inputTopic] ?? []).map(String));
+    for (const key of outbox.keys()) if (!kept.has(key.slice(0, key.indexOf('/')))) outbox.delete(key);
+  });
+
+  const sendResults = async (results: readonly Result[], compared: boolean): Promise<void> => {
+    const fault = options.resultsSendFault?.();
+    if (fault !== undefined) throw fault;
+    await Promise.all(
+      results.map((r) =>
+        producer.send({
+          topic: outputTopic,
+          acks: -1,
+          messages: [
+            {
+              key: r.entityKey,
+              value: codec.encode(resultSchemaId, r),
+              ...(compared ? { headers: { [ROUTING_HEADERS.compared]: '1' } } : {}),
+            },
+          ],
+        }),
+      ),
+    );
+  };
+
   const handle = async (payload: EachMessagePayload): Promise<void> => {
     const started = process.hrtime.bigint();
     const { topic, partition, message } = payload;
     const context = { topic, partition, offset: message.offset };
+    const held = outbox.get(`${partition}/${message.offset}`);
+    if (held !== undefined) {
+      // Evaluated before, its produce failed: send the same results again.
+      await sendResults(held, headerText(message.headers, ROUTING_HEADERS.compared) === '1');
+      outbox.delete(`${partition}/${message.offset}`);
+      for (const r of held) metrics.results.inc({ engine: 'v1', rule_id: r.ruleId });
+      return;
+    }
     let event: Event;
     try {
       event = toEvent(await codec.decode(message.value, context));
@@ -109,21 +150,9 @@ export async function startCorrelatorV1(
     metrics.countEvents(1);
     window.calls++;
     if (results.length > 0) {
-      await Promise.all(
-        results.map((r) =>
-          producer.send({
-            topic: outputTopic,
-            acks: -1,
-            messages: [
-              {
-                key: r.entityKey,
-                value: codec.encode(resultSchemaId, r),
-                ...(compared ? { headers: { [ROUTING_HEADERS.compared]: '1' } } : {}),
-              },
-            ],
-          }),
-        ),
-      );
+      outbox.set(`${partition}/${message.offset}`, results);
+      await sendResults(results, compared);
+      outbox.delete(`${partition}/${message.offset}`);
       for (const r of results) metrics.results.inc({ engine: 'v1', rule_id: r.ruleId });
     }
     const late = engine.stats.lateEvents;

@@ -27,7 +27,7 @@ import {
   connectProducer,
   startEngineHealth,
 } from '@tapio/runtime';
-import type { RunningService, ServiceContext } from '@tapio/runtime';
+import type { RunningService, ServiceContext, TopicRecords } from '@tapio/runtime';
 
 export interface CorrelatorV2Options {
   role?: 'primary' | 'shadow';
@@ -37,6 +37,17 @@ export interface CorrelatorV2Options {
   fromBeginning?: boolean;
   /** Test hook: called per record before evaluation; throwing counts as an engine error. */
   faultInjector?: (event: { id: string; type: string; timestamp: number }) => void;
+  /** Test hook: called before each produce of a batch's results; an error it returns fails that produce. */
+  resultsSendFault?: () => Error | undefined;
+}
+
+type TopicMessages = TopicRecords[];
+
+/** A batch's evaluated output whose produce failed: re-sent, not re-evaluated, when the records come again. */
+interface Held {
+  /** Offset of the last record evaluated. */
+  lastOffset: bigint;
+  topicMessages: TopicMessages;
 }
 
 /** Heartbeat at least this often inside a batch (well under the session timeout). */
@@ -92,6 +103,13 @@ export async function startCorrelatorV2(
   // Decoded rows, reused: one RowBatch per batch in flight (batches of several partitions are in
   // flight at once and the handler awaits between records), returned here when the batch is done.
   const freeRows: RowBatch[] = [];
+  /** The outbox, per input partition (see Held). */
+  const outbox = new Map<number, Held>();
+  consumer.on(consumer.events.GROUP_JOIN, (e) => {
+    // A partition that moved away is evaluated afresh by its new owner: its held output goes with it.
+    const kept = new Set(e.payload.memberAssignment[inputTopic] ?? []);
+    for (const partition of outbox.keys()) if (!kept.has(partition)) outbox.delete(partition);
+  });
 
   let lateSeen = 0;
   let running = true;
@@ -137,10 +155,15 @@ export async function startCorrelatorV2(
 
     const deadLetters: { key: Buffer | null; value: Buffer | null; headers: Record<string, string | Buffer> }[] = [];
     let lastBeat = Date.now();
+    // Records whose output is held (a produce failed after they were evaluated) are not evaluated again.
+    const held = outbox.get(batch.partition);
+    let first = 0;
+    if (held !== undefined)
+      while (first < messages.length && BigInt(offsets[first] as string) <= held.lastOffset) first++;
     // Records evaluated so far: a stop or rebalance mid-batch ends the loop early, and only these
     // may have their offsets resolved (resolving the batch's last offset lost the rest on SIGTERM).
-    let done = 0;
-    for (let i = 0; i < messages.length; i++, done = i) {
+    let done = first;
+    for (let i = first; i < messages.length; i++, done = i) {
       if (!running || !payload.isRunning() || payload.isStale()) break;
       const message = messages[i] as KafkaMessage;
       let problem: TapioError | null = errors[i] ?? null;
@@ -199,9 +222,9 @@ export async function startCorrelatorV2(
       }
     }
     const processed = done;
-    metrics.countEvents(processed - deadLetters.length);
+    metrics.countEvents(processed - first - deadLetters.length);
 
-    const topicMessages = [];
+    const topicMessages: TopicMessages = held?.topicMessages.slice() ?? [];
     if (results.length > 0) {
       topicMessages.push({
         topic: outputTopic,
@@ -209,7 +232,15 @@ export async function startCorrelatorV2(
       });
     }
     if (deadLetters.length > 0) topicMessages.push({ topic: config.topics.dlq, messages: deadLetters });
-    if (topicMessages.length > 0) await sender.send(topicMessages);
+    if (topicMessages.length > 0) {
+      if (processed > 0) {
+        outbox.set(batch.partition, { lastOffset: BigInt(offsets[processed - 1] as string), topicMessages });
+      }
+      const fault = options.resultsSendFault?.();
+      if (fault !== undefined) throw fault;
+      await sender.send(topicMessages);
+    }
+    outbox.delete(batch.partition);
     for (const r of results) metrics.results.inc({ engine: 'v2', rule_id: r.ruleId });
 
     // Offsets only after the batch's results and dead letters are acknowledged.
