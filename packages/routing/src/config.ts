@@ -36,9 +36,16 @@ const percentage = z.number().min(0).max(100);
 const ratio = z.number().min(0).max(1);
 const ms = z.number().int().nonnegative();
 
+/**
+ * Routers apply only an epoch above the one in force, so an accepted 1e300 (or anything past 2^53,
+ * where epoch + 1 === epoch) froze routing. No writer that bumps by one reaches 2^48, and it still
+ * admits epochs taken from a millisecond clock.
+ */
+export const MAX_ROUTING_EPOCH = 2 ** 48;
+
 export const routingConfigSchema = z
   .object({
-    epoch: z.number().int().nonnegative(),
+    epoch: z.number().int().nonnegative().max(MAX_ROUTING_EPOCH),
     strategy: z.enum(STRATEGIES),
     /** 0..100; `progressive` reads the value the rollout controller writes here. */
     v2Percentage: percentage,

@@ -7,6 +7,7 @@ export {
   CATEGORIES,
   ENGINES,
   FEATURE_CATEGORIES,
+  MAX_ROUTING_EPOCH,
   STRATEGIES,
   defaultRoutingConfig,
   defaultWarmupMs,
