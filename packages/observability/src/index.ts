@@ -6,13 +6,100 @@ import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import pino from 'pino';
-import type { Logger } from 'pino';
+import type { DestinationStream, Logger, LoggerOptions } from 'pino';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
-export type { Logger } from 'pino';
+export type { DestinationStream, Logger } from 'pino';
 
-export function createLogger(service: string, level = 'info'): Logger {
-  return pino({ name: service, level, base: { service, pid: process.pid } });
+const REDACTED = '[Redacted]';
+
+/**
+ * A URL fit for a log line or an error message: the userinfo becomes `***` and every query value
+ * `***` (names stay, so a reader still sees which parameters were sent); the fragment is dropped.
+ * What does not parse as a URL is not shown at all, since it may still hold a password.
+ */
+export function redactUrl(url: unknown): string {
+  if (typeof url !== 'string' && !(url instanceof URL)) return REDACTED;
+  // A request's path (`/x?token=...`, as a server sees it) is redacted like a whole URL.
+  const relative = typeof url === 'string' && url.startsWith('/') && !url.startsWith('//');
+  let parsed: URL;
+  try {
+    parsed = relative ? new URL(url, 'http://relative.invalid') : new URL(url);
+  } catch {
+    return '[unparseable URL]';
+  }
+  if (parsed.username !== '' || parsed.password !== '') {
+    parsed.username = '***';
+    parsed.password = '';
+  }
+  if (parsed.search !== '') {
+    const names = new URLSearchParams();
+    for (const [name] of parsed.searchParams) names.append(name, '***');
+    parsed.search = names.toString();
+  }
+  parsed.hash = '';
+  return relative ? parsed.pathname + parsed.search : parsed.href;
+}
+
+/** Keys whose values are credentials wherever they appear (headers, config sections, client options). */
+const SECRET_KEY = /(?:password|passwd|secret|token|authorization|cookie|api[-_]?key)$|^sasl$/i;
+/** Keys whose values are URLs: logged through `redactUrl`, so the host stays readable. */
+const URL_KEY = /url$/i;
+const MAX_DEPTH = 8;
+
+/**
+ * `value` with every credential replaced (keys matching SECRET_KEY, userinfo and query values of
+ * URLs under keys ending in `url`), at any depth up to MAX_DEPTH. Copies only what it changes, so a
+ * log object without secrets costs a walk and no allocation. Errors are left to the `err` serializer.
+ */
+export function redactSecrets(value: unknown, depth = 0): unknown {
+  if (typeof value !== 'object' || value === null || depth > MAX_DEPTH) return value;
+  if (value instanceof Error || value instanceof Date || ArrayBuffer.isView(value)) return value;
+  if (Array.isArray(value)) {
+    let out: unknown[] | undefined;
+    for (let i = 0; i < value.length; i++) {
+      const redacted = redactSecrets(value[i], depth + 1);
+      if (redacted !== value[i]) (out ??= value.slice())[i] = redacted;
+    }
+    return out ?? value;
+  }
+  let out: Record<string, unknown> | undefined;
+  for (const key of Object.keys(value)) {
+    const v = (value as Record<string, unknown>)[key];
+    let redacted: unknown;
+    if (v === undefined || v === null || v === '') redacted = v;
+    else if (SECRET_KEY.test(key)) redacted = REDACTED;
+    else if (URL_KEY.test(key) && (typeof v === 'string' || v instanceof URL)) redacted = redactUrl(v);
+    else redacted = redactSecrets(v, depth + 1);
+    if (redacted !== v) (out ??= { ...value })[key] = redacted;
+  }
+  return out ?? value;
+}
+
+const redactRecord = (o: Record<string, unknown>): Record<string, unknown> =>
+  redactSecrets(o) as Record<string, unknown>;
+
+/**
+ * The service logger: JSON lines with credentials redacted (`redactSecrets`) in the logged object,
+ * in child bindings and in `err`. pino's own `redact` names every depth as a path and made a line
+ * 8-20x dearer here (64 paths: 61-168 us vs 8 us); a message string is not seen by either, so pass
+ * URLs through `redactUrl` before putting them in one.
+ */
+export function createLogger(service: string, level = 'info', destination?: DestinationStream): Logger {
+  const options: LoggerOptions = {
+    name: service,
+    level,
+    base: { service, pid: process.pid },
+    formatters: { log: redactRecord },
+    serializers: { err: (err: unknown) => redactSecrets(pino.stdSerializers.err(err as Error)) },
+  };
+  const logger = destination === undefined ? pino(options) : pino(options, destination);
+  // pino applies formatters.bindings to the root's base only; children inherit this `child`.
+  const child = logger.child; // eslint-disable-line @typescript-eslint/unbound-method
+  logger.child = function (this: Logger, bindings, childOptions) {
+    return child.call(this, redactRecord(bindings), childOptions);
+  } as Logger['child'];
+  return logger;
 }
 
 export function createMetricsRegistry(service: string, collectDefaults = true): Registry {
