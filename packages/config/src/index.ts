@@ -5,11 +5,14 @@
  * segments upper-cased and joined with `__` (e.g. `TAPIO_KAFKA__BROKERS=a:9092,b:9092`,
  * `TAPIO_CORRELATION__HYBRID__V2_PERCENTAGE=25`). `TAPIO_CONFIG` names the file.
  * The defaults live in DEFAULTS below and are documented in config/defaults.yaml (a test keeps the two equal).
+ *
+ * A config error names a secret's key but never shows its value (`describeValue`).
  */
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { TapioError } from '@tapio/errors';
+import { isSecretKey, redactSecrets, redactUrl } from '@tapio/observability';
 
 const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/;
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
@@ -58,7 +61,13 @@ export const configSchema = z
     redis: z
       .object({
         /** redis://[user:password@]host:port[/db]; rediss:// turns TLS on. */
-        url: z.string().regex(/^rediss?:\/\//, 'expected a redis:// URL'),
+        url: z
+          .string()
+          .regex(/^rediss?:\/\//, 'expected a redis:// URL')
+          .refine(
+            (url) => URL.canParse(url),
+            'expected a valid redis:// URL such as redis://user:password@host:6379/0',
+          ),
         /** TLS even with a redis:// URL. */
         tls: z.boolean(),
         /** Verify the server certificate (TLS only); false for self-signed test setups. */
@@ -375,6 +384,21 @@ function configError(message: string, key: string, cause?: unknown): TapioError 
   return new TapioError('INVALID_CONFIG', message, { cause, context: { field: key } });
 }
 
+/**
+ * A value as a config error may show it: not at all for a secret's key (isSecretKey), a URL with
+ * its credentials and query values hidden, anything else as JSON with the secrets inside it hidden.
+ */
+function describeValue(key: string, value: unknown): string {
+  const leaf = key.slice(key.lastIndexOf('.') + 1);
+  if (isSecretKey(leaf)) return '(not shown: a secret)';
+  if (/url$/i.test(leaf) && typeof value === 'string') {
+    if (!URL.canParse(value)) return '(not shown: not a URL, and it may hold a password)';
+    const url = new URL(value);
+    if (url.username !== '' || url.password !== '' || url.search !== '') return JSON.stringify(redactUrl(value));
+  }
+  return JSON.stringify(redactSecrets(value)) ?? 'undefined';
+}
+
 /** Applies TAPIO_* variables; each value is converted to the type of the default at that path. */
 function applyEnv(target: Plain, env: Readonly<Record<string, string | undefined>>): void {
   for (const [name, raw] of Object.entries(env)) {
@@ -397,7 +421,7 @@ function applyEnv(target: Plain, env: Readonly<Record<string, string | undefined
       path.push(key);
       defaults = isPlain(defaults) ? defaults[key] : undefined;
       if (i === wanted.length - 1) {
-        node[key] = convert(raw, defaults, name);
+        node[key] = convert(raw, defaults, name, path.join('.'));
       } else {
         if (!isPlain(node[key])) node[key] = {};
         node = node[key] as Plain;
@@ -406,16 +430,18 @@ function applyEnv(target: Plain, env: Readonly<Record<string, string | undefined
   }
 }
 
-function convert(raw: string, like: unknown, name: string): unknown {
+function convert(raw: string, like: unknown, name: string, key: string): unknown {
   if (typeof like === 'number') {
     const n = Number(raw);
-    if (raw.trim() === '' || !Number.isFinite(n)) throw configError(`${name}=${raw}: expected a number`, name);
+    if (raw.trim() === '' || !Number.isFinite(n)) {
+      throw configError(`${name}=${describeValue(key, raw)}: expected a number`, name);
+    }
     return n;
   }
   if (typeof like === 'boolean') {
     if (raw === 'true' || raw === '1') return true;
     if (raw === 'false' || raw === '0') return false;
-    throw configError(`${name}=${raw}: expected true or false`, name);
+    throw configError(`${name}=${describeValue(key, raw)}: expected true or false`, name);
   }
   if (Array.isArray(like))
     return raw
@@ -425,8 +451,9 @@ function convert(raw: string, like: unknown, name: string): unknown {
   if (isPlain(like)) {
     try {
       return JSON.parse(raw) as unknown;
-    } catch (cause) {
-      throw configError(`${name}: expected a JSON object`, name, cause);
+    } catch {
+      // Without the parser's error: its message can quote the value, and a section holds secrets.
+      throw configError(`${name}: expected a JSON object`, name);
     }
   }
   return raw;
@@ -447,7 +474,9 @@ export function loadConfig(options: LoadConfigOptions = {}): Readonly<TapioConfi
     try {
       fromFile = parseYaml(text) ?? {};
     } catch (cause) {
-      throw configError(`config file ${file} is not valid YAML: ${(cause as Error).message}`, 'TAPIO_CONFIG', cause);
+      // The first line has the problem and its position; the lines after it quote the file, secrets too.
+      const problem = ((cause as Error).message.split('\n')[0] ?? '').replace(/:$/, '');
+      throw configError(`config file ${file} is not valid YAML: ${problem}`, 'TAPIO_CONFIG');
     }
     if (!isPlain(fromFile)) throw configError(`config file ${file} must hold a mapping at the top`, '(root)');
   }
@@ -462,8 +491,10 @@ export function loadConfig(options: LoadConfigOptions = {}): Readonly<TapioConfi
       merged,
     );
     const where = file ? ` in ${file} or the environment` : '';
+    // An unknown key cannot be told to be a secret or not (a misspelt password), so its section is not shown.
+    const shown = issue.code === 'unrecognized_keys' ? '' : ` = ${describeValue(key, value)}`;
     throw configError(
-      `invalid config${where}: ${key} = ${JSON.stringify(value)}: ${issue.message}` +
+      `invalid config${where}: ${key}${shown}: ${issue.message}` +
         (issue.code === 'unrecognized_keys' ? ` (${issue.keys.join(', ')})` : ''),
       key,
     );

@@ -43,6 +43,10 @@ export function redactUrl(url: unknown): string {
 
 /** Keys whose values are credentials wherever they appear (headers, config sections, client options). */
 const SECRET_KEY = /(?:password|passwd|secret|token|authorization|cookie|api[-_]?key)$|^sasl$/i;
+/** Whether a key (a field name, a header name, a config key's last segment) holds a credential. */
+export function isSecretKey(key: string): boolean {
+  return SECRET_KEY.test(key);
+}
 /** Keys whose values are URLs: logged through `redactUrl`, so the host stays readable. */
 const URL_KEY = /url$/i;
 const MAX_DEPTH = 8;

@@ -88,3 +88,49 @@ test('unknown keys, bad durations, bad env values and unreadable files are rejec
   assert.match(configError(() => loadConfig({ file: '/nonexistent/tapio.yaml', env: {} })).message, /cannot read/);
   assert.match(configError(() => loadConfig({ file: tempFile('a: [\n'), env: {} })).message, /not valid YAML/);
 });
+
+/** The error's message, and its causes' messages, as a log line would carry them. */
+function everything(err: TapioError): string {
+  let text = '';
+  for (let e: unknown = err; e instanceof Error; e = e.cause) text += `${e.message}\n`;
+  return text;
+}
+
+// Root cause: redis.url was only checked for its scheme, so a bad port passed validation and the
+// dedup service then failed at start with Node's "Invalid URL" error, whose input is the whole URL.
+test('a malformed TAPIO_REDIS__URL is INVALID_CONFIG naming the key, without the password', () => {
+  const err = configError(() => loadConfig({ env: { TAPIO_REDIS__URL: 'redis://app:s3cret-pw@cache:99999/0' } }));
+  assert.equal(err.context.field, 'redis.url');
+  assert.match(err.message, /redis\.url/);
+  assert.match(err.message, /expected a valid redis:\/\/ URL/);
+  assert.ok(!everything(err).includes('s3cret'), err.message);
+
+  const wrongScheme = configError(() => loadConfig({ env: { TAPIO_REDIS__URL: 'http://app:s3cret-pw@cache:6379' } }));
+  assert.equal(wrongScheme.context.field, 'redis.url');
+  assert.ok(!everything(wrongScheme).includes('s3cret'), 'a URL that parses shows without its userinfo');
+  assert.match(wrongScheme.message, /http:\/\/\*\*\*@cache:6379/);
+});
+
+test('config errors name secret keys but never show their values; other keys keep theirs', () => {
+  const password = configError(() => loadConfig({ file: tempFile('redis:\n  password: 31337420\n'), env: {} }));
+  assert.match(password.message, /redis\.password = \(not shown: a secret\): Expected string, received number/);
+  assert.ok(!password.message.includes('31337420'));
+
+  const typo = configError(() =>
+    loadConfig({
+      file: tempFile('redis:\n  url: redis://app:s3cret-pw@cache:6379\n  passwrd: s3cret-2\n'),
+      env: {},
+    }),
+  );
+  assert.match(typo.message, /passwrd/, 'the unknown key is named');
+  assert.ok(!typo.message.includes('s3cret'), typo.message);
+
+  const section = configError(() => loadConfig({ env: { TAPIO_REDIS: 's3cret' } }));
+  assert.ok(!everything(section).includes('s3cret'), 'a JSON section is not quoted back');
+  const yaml = configError(() => loadConfig({ file: tempFile('redis:\n  password: s3cret: x\n'), env: {} }));
+  assert.match(yaml.message, /not valid YAML: .*line 2/);
+  assert.ok(!everything(yaml).includes('s3cret'), 'the YAML error does not quote the file');
+
+  const plain = configError(() => loadConfig({ env: { TAPIO_TOPICS__EVENTS: 'bad topic!' } }));
+  assert.match(plain.message, /topics\.events = "bad topic!": expected a Kafka topic name/);
+});
