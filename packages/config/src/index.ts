@@ -6,7 +6,9 @@
  * `TAPIO_CORRELATION__HYBRID__V2_PERCENTAGE=25`). `TAPIO_CONFIG` names the file.
  * The defaults live in DEFAULTS below and are documented in config/defaults.yaml (a test keeps the two equal).
  *
- * A config error names a secret's key but never shows its value (`describeValue`).
+ * Secrets: a string key `<name>` with a sibling `<name>File` (e.g. `actions.webhook.authorization`
+ * and `authorizationFile`) can be read from a file such as a mounted Kubernetes secret. A config
+ * error names a secret's key but never shows its value (`describeValue`).
  */
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
@@ -37,6 +39,11 @@ const rolloutCriterion = z
   .object({ max: z.number().nonnegative(), minSamples: z.number().int().nonnegative(), required: z.boolean() })
   .strict();
 const topicName = z.string().regex(/^[a-zA-Z0-9._-]{1,249}$/, 'expected a Kafka topic name');
+const httpUrl = z.union([z.literal(''), z.string().url()]);
+/** What fetch accepts in a header: no control character but tab, nothing above U+00FF. */
+const headerValue = z
+  .string()
+  .regex(/^[\t\x20-\x7e\x80-\xff]*$/, 'expected an HTTP header value (no line breaks or control characters)');
 
 export const configSchema = z
   .object({
@@ -144,14 +151,18 @@ export const configSchema = z
         log: z.boolean(),
         webhook: z
           .object({
-            url: z.union([z.literal(''), z.string().url()]),
+            url: httpUrl,
+            /** Authorization header of each POST (e.g. "Bearer ..."); empty: none. A secret: set it from the environment. */
+            authorization: headerValue,
+            /** A file whose content is `authorization` (a mounted secret); empty: none. */
+            authorizationFile: z.string(),
             timeoutMs: z.number().int().positive(),
             maxAttempts: z.number().int().positive(),
             backoffInitialMs: z.number().int().positive(),
             backoffMaxMs: z.number().int().positive(),
           })
           .strict(),
-        alertmanager: z.object({ url: z.union([z.literal(''), z.string().url()]) }).strict(),
+        alertmanager: z.object({ url: httpUrl, authorization: headerValue, authorizationFile: z.string() }).strict(),
         dlqTopic: topicName,
       })
       .strict(),
@@ -223,7 +234,11 @@ export const configSchema = z
         /** On rollback also force the V2 breaker open, so pinned categories fall back to V1 too. */
         forceBreakerOnRollback: z.boolean(),
         /** POST JSON on stage change, rollback and completion; empty: off. */
-        webhookUrl: z.union([z.literal(''), z.string().url()]),
+        webhookUrl: httpUrl,
+        /** Authorization header of the notifications; empty: none. A secret: set it from the environment. */
+        webhookAuthorization: headerValue,
+        /** A file whose content is `webhookAuthorization`; empty: none. */
+        webhookAuthorizationFile: z.string(),
         /** The status page (its own small server beside /metrics); 0 picks a free port. */
         statusPort: port,
         /** Bearer token the status page's buttons need; empty: the buttons are refused. */
@@ -246,7 +261,26 @@ export const configSchema = z
     http: z.object({ host: z.string().min(1), port }).strict(),
     log: z.object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']) }).strict(),
   })
-  .strict();
+  .strict()
+  .superRefine((config, ctx) => {
+    // A sink sends a URL's userinfo as Basic authorization; with an explicit one too, which is meant?
+    const endpoints = [
+      [['actions', 'webhook', 'url'], config.actions.webhook.url, config.actions.webhook.authorization],
+      [['actions', 'alertmanager', 'url'], config.actions.alertmanager.url, config.actions.alertmanager.authorization],
+      [['rollout', 'webhookUrl'], config.rollout.webhookUrl, config.rollout.webhookAuthorization],
+    ] as const;
+    for (const [path, url, authorization] of endpoints) {
+      if (authorization === '' || !URL.canParse(url)) continue;
+      const { username, password } = new URL(url);
+      if (username !== '' || password !== '') {
+        ctx.addIssue({
+          code: 'custom',
+          path: [...path],
+          message: 'has credentials and an authorization header is configured too: keep one of them',
+        });
+      }
+    }
+  });
 
 export type TapioConfig = z.output<typeof configSchema>;
 type Input = z.input<typeof configSchema>;
@@ -309,8 +343,16 @@ export const DEFAULTS: Input = {
   },
   actions: {
     log: true,
-    webhook: { url: '', timeoutMs: 5000, maxAttempts: 5, backoffInitialMs: 200, backoffMaxMs: 5000 },
-    alertmanager: { url: '' },
+    webhook: {
+      url: '',
+      authorization: '',
+      authorizationFile: '',
+      timeoutMs: 5000,
+      maxAttempts: 5,
+      backoffInitialMs: 200,
+      backoffMaxMs: 5000,
+    },
+    alertmanager: { url: '', authorization: '', authorizationFile: '' },
     dlqTopic: 'tapio.actions.dlq',
   },
   comparator: { windowMs: 30000, healthIntervalMs: 5000 },
@@ -343,6 +385,8 @@ export const DEFAULTS: Input = {
     snapshotWindowMs: 60000,
     forceBreakerOnRollback: true,
     webhookUrl: '',
+    webhookAuthorization: '',
+    webhookAuthorizationFile: '',
     statusPort: 9465,
     uiToken: '',
   },
@@ -482,6 +526,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Readonly<TapioConfi
   }
   const merged = merge(merge(structuredClone(DEFAULTS), fromFile), options.overrides ?? {}) as Plain;
   applyEnv(merged, env);
+  readSecretFiles(merged, DEFAULTS, []);
   const parsed = configSchema.safeParse(merged);
   if (!parsed.success) {
     const issue = parsed.error.issues[0] as z.ZodIssue;
@@ -500,6 +545,38 @@ export function loadConfig(options: LoadConfigOptions = {}): Readonly<TapioConfi
     );
   }
   return deepFreeze(parsed.data);
+}
+
+/**
+ * For each `<name>File` beside a string key `<name>` in DEFAULTS, when set: `<name>` becomes that
+ * file's content, without its trailing line break. Setting both, or naming an empty file, is an error.
+ */
+function readSecretFiles(node: Plain, defaults: Plain, path: readonly string[]): void {
+  for (const [key, like] of Object.entries(defaults)) {
+    const value = node[key];
+    if (isPlain(like)) {
+      if (isPlain(value)) readSecretFiles(value, like, [...path, key]);
+      continue;
+    }
+    const target = key.slice(0, -'File'.length);
+    if (!key.endsWith('File') || typeof defaults[target] !== 'string' || typeof value !== 'string' || value === '') {
+      continue;
+    }
+    const fileKey = [...path, key].join('.');
+    const targetKey = [...path, target].join('.');
+    if (node[target] !== '' && node[target] !== undefined) {
+      throw configError(`${targetKey} and ${fileKey} are both set: set only one`, targetKey);
+    }
+    let text: string;
+    try {
+      text = readFileSync(value, 'utf8');
+    } catch (cause) {
+      throw configError(`${fileKey}: cannot read ${value}: ${(cause as Error).message}`, fileKey, cause);
+    }
+    const secret = text.replace(/\r?\n$/, '');
+    if (secret === '') throw configError(`${fileKey}: ${value} is empty`, fileKey);
+    node[target] = secret;
+  }
 }
 
 function deepFreeze<T>(value: T): T {

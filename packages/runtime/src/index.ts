@@ -116,6 +116,8 @@ export function runService(name: string, start: ServiceStart, argv: readonly str
 }
 
 export { BackgroundCommitter } from './commit';
+export { httpEndpoint, postOnce } from './http';
+export type { HttpEndpoint, PostOutcome } from './http';
 export { CoalescingSender } from './send';
 export type { OutRecord, TopicRecords } from './send';
 export { CallWindow, HealthReporter, consumerLag, instanceName, startEngineHealth } from './health';

@@ -11,9 +11,9 @@ import { RESULT_SCHEMA, RegistryCodec, WireDecoder, readSchemaId } from '@tapio/
 import type { Result } from '@tapio/events';
 import { DeadLetterQueue, ensureTopics } from '@tapio/kafka';
 import type { EachMessagePayload } from '@tapio/kafka';
-import { connectConsumer, connectProducer } from '@tapio/runtime';
+import { connectConsumer, connectProducer, postOnce } from '@tapio/runtime';
 import type { RunningService, ServiceContext } from '@tapio/runtime';
-import { alertmanagerSink, attempt, webhookSink } from './sinks';
+import { alertmanagerSink, webhookSink } from './sinks';
 import type { HttpSink } from './sinks';
 
 export { alertOf } from './sinks';
@@ -65,8 +65,11 @@ export async function startActions(ctx: ServiceContext, options: ActionsOptions 
   });
 
   const httpSinks: HttpSink[] = [];
-  if (webhook.url !== '') httpSinks.push(webhookSink(webhook.url));
-  if (settings.alertmanager.url !== '') httpSinks.push(alertmanagerSink(settings.alertmanager.url));
+  if (webhook.url !== '') httpSinks.push(webhookSink(webhook.url, webhook.authorization));
+  if (settings.alertmanager.url !== '') {
+    httpSinks.push(alertmanagerSink(settings.alertmanager.url, settings.alertmanager.authorization));
+  }
+  const endpoints = Object.fromEntries(httpSinks.map((s) => [s.name, s.endpoint.shown]));
   const sinkNames = [...(settings.log ? ['log'] : []), ...httpSinks.map((s) => s.name)];
   for (const sink of sinkNames) {
     delivered.inc({ sink }, 0);
@@ -128,7 +131,7 @@ export async function startActions(ctx: ServiceContext, options: ActionsOptions 
   const deliver = async (sink: HttpSink, result: Result, payload: EachMessagePayload): Promise<string | undefined> => {
     const spec = sink.request(result);
     for (let n = 1; ; n++) {
-      const outcome = await attempt(spec, webhook.timeoutMs);
+      const outcome = await postOnce(sink.endpoint, spec.headers, spec.body, webhook.timeoutMs);
       if (outcome.kind === 'ok') return undefined;
       if (outcome.kind === 'fail' || n >= webhook.maxAttempts) return `${outcome.reason} after ${n} attempt(s)`;
       if (!running) {
@@ -180,7 +183,10 @@ export async function startActions(ctx: ServiceContext, options: ActionsOptions 
       );
       failed.inc({ sink: sink.name });
       totals.failed++;
-      logger.warn({ sink: sink.name, resultId: result.id, code: error.code }, error.message);
+      logger.warn(
+        { sink: sink.name, endpoint: sink.endpoint.shown, resultId: result.id, code: error.code },
+        error.message,
+      );
     }
   };
 
@@ -200,7 +206,7 @@ export async function startActions(ctx: ServiceContext, options: ActionsOptions 
       }
     },
   });
-  logger.info({ inputTopic, groupId, sinks: sinkNames }, 'actions consuming');
+  logger.info({ inputTopic, groupId, sinks: sinkNames, endpoints }, 'actions consuming');
 
   return {
     health: () => ({ ok: running, sinks: sinkNames, ...totals, lastError }),

@@ -1,28 +1,31 @@
 /**
  * HTTP sinks for results: a generic JSON webhook and Alertmanager's v2 API. Each request is
- * retried on network errors, timeouts, 5xx and 429 with exponential backoff and jitter; other
- * statuses are final. Receivers deduplicate by result id (the webhook's Idempotency-Key header),
- * so a retry after a lost response is harmless.
+ * retried on network errors, timeouts, redirects (never followed), 5xx and 429 with exponential
+ * backoff and jitter; other statuses are final (`postOnce`). Receivers deduplicate by result id
+ * (the webhook's Idempotency-Key header), so a retry after a lost response is harmless.
  */
 import { resultToJsonLine } from '@tapio/events';
 import type { Result } from '@tapio/events';
+import { httpEndpoint } from '@tapio/runtime';
+import type { HttpEndpoint } from '@tapio/runtime';
 
 export interface HttpRequestSpec {
-  readonly url: string;
   readonly headers: Record<string, string>;
   readonly body: string;
 }
 
 export interface HttpSink {
   readonly name: 'webhook' | 'alertmanager';
+  /** Where it posts, with its authorization; log `endpoint.shown` only. */
+  readonly endpoint: HttpEndpoint;
   request(result: Result): HttpRequestSpec;
 }
 
-export function webhookSink(url: string): HttpSink {
+export function webhookSink(url: string, authorization = ''): HttpSink {
   return {
     name: 'webhook',
+    endpoint: httpEndpoint(url, authorization),
     request: (result) => ({
-      url,
       headers: { 'content-type': 'application/json', 'idempotency-key': result.id },
       body: resultToJsonLine(result),
     }),
@@ -57,47 +60,16 @@ export function alertOf(result: Result): AlertmanagerAlert {
   };
 }
 
-export function alertmanagerSink(baseUrl: string): HttpSink {
-  const url = `${baseUrl.replace(/\/+$/, '')}/api/v2/alerts`;
+export function alertmanagerSink(baseUrl: string, authorization = ''): HttpSink {
+  // Through URL, so a query string of the base URL stays after the path.
+  const url = new URL(baseUrl);
+  url.pathname = `${url.pathname.replace(/\/+$/, '')}/api/v2/alerts`;
   return {
     name: 'alertmanager',
+    endpoint: httpEndpoint(url.href, authorization),
     request: (result) => ({
-      url,
       headers: { 'content-type': 'application/json', 'idempotency-key': result.id },
       body: JSON.stringify([alertOf(result)]),
     }),
   };
-}
-
-export type AttemptOutcome =
-  | { readonly kind: 'ok'; readonly status: number }
-  | { readonly kind: 'retry'; readonly reason: string; readonly retryAfterMs?: number }
-  | { readonly kind: 'fail'; readonly reason: string };
-
-/** One POST. Never throws: the outcome says whether to retry. */
-export async function attempt(spec: HttpRequestSpec, timeoutMs: number): Promise<AttemptOutcome> {
-  let res: Response;
-  try {
-    res = await fetch(spec.url, {
-      method: 'POST',
-      headers: spec.headers,
-      body: spec.body,
-      signal: AbortSignal.timeout(timeoutMs),
-    });
-  } catch (err) {
-    const cause = (err as { cause?: { code?: string } }).cause;
-    return { kind: 'retry', reason: `network: ${cause?.code ?? (err as Error).name}` };
-  }
-  // Drain the body so the connection can be reused.
-  await res.arrayBuffer().catch(() => undefined);
-  if (res.status >= 200 && res.status < 300) return { kind: 'ok', status: res.status };
-  if (res.status === 429 || res.status >= 500) {
-    const retryAfterS = Number(res.headers.get('retry-after'));
-    return {
-      kind: 'retry',
-      reason: `status ${res.status}`,
-      ...(Number.isFinite(retryAfterS) && retryAfterS > 0 ? { retryAfterMs: retryAfterS * 1000 } : {}),
-    };
-  }
-  return { kind: 'fail', reason: `status ${res.status}` };
 }

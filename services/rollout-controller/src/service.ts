@@ -52,6 +52,9 @@ import { startStatusServer } from './status-page';
 import { WebhookNotifier } from './webhook';
 import type { RolloutNotification } from './webhook';
 
+export { WebhookNotifier } from './webhook';
+export type { RolloutNotification, WebhookOptions } from './webhook';
+
 export interface RolloutControllerOptions {
   /** Defaults: config.topics.control / config.topics.health. */
   controlTopic?: string;
@@ -122,7 +125,12 @@ export async function startRolloutController(
   });
 
   const window = new SnapshotWindow(settings.snapshotWindowMs);
-  const webhook = new WebhookNotifier({ url: settings.webhookUrl, logger, onFailure: () => webhookFailures.inc() });
+  const webhook = new WebhookNotifier({
+    url: settings.webhookUrl,
+    authorization: settings.webhookAuthorization,
+    logger,
+    onFailure: () => webhookFailures.inc(),
+  });
 
   let state: RolloutState = idleState();
   let routing: RoutingConfig | null = null;
@@ -447,7 +455,10 @@ export async function startRolloutController(
     command: (command: CommandName) =>
       sendRolloutCommand(producer, controlTopic, { command, at: Date.now(), by: 'status-page' }),
   });
-  logger.info({ statusPage: statusServer.url, controlTopic, healthTopic, groupId }, 'rollout controller started');
+  logger.info(
+    { statusPage: statusServer.url, controlTopic, healthTopic, groupId, webhook: webhook.shownUrl },
+    'rollout controller started',
+  );
 
   return {
     health: () => ({

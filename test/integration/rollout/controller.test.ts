@@ -41,7 +41,10 @@ test('a full rollout started from the CLI with healthy V2 snapshots reaches 100 
   const control = await topic(t, 'rollout-control', 1);
   const healthTopic = await topic(t, 'rollout-health', 1);
   const hook = await webhookReceiver(t);
-  const config = rolloutConfig(control, healthTopic, { webhookUrl: hook.url });
+  const config = rolloutConfig(control, healthTopic, {
+    webhookUrl: hook.url,
+    webhookAuthorization: 'Bearer rollout-ci',
+  });
   const watch = await watchControl(t, control);
   const controller = await startController(t, config, randomName('tapio-rollout-controller'));
   await eventually(() => health(controller)['active'] === true, 20_000, 'controller active');
@@ -92,6 +95,7 @@ test('a full rollout started from the CLI with healthy V2 snapshots reaches 100 
       ['completed', 100],
     ],
   );
+  assert.deepEqual(new Set(hook.authorizations), new Set(['Bearer rollout-ci']), 'rollout.webhookAuthorization sent');
 
   const metrics = await controller.ctx.metrics.metrics();
   assert.match(metrics, /tapio_rollout_stage\{[^}]*\} 3/);

@@ -190,14 +190,18 @@ export async function send(producer: Producer, topic: string, cmd: RolloutComman
   );
 }
 
-/** A webhook receiver: every POSTed JSON body. */
-export async function webhookReceiver(t: TestContext): Promise<{ url: string; received: Record<string, unknown>[] }> {
+/** A webhook receiver: every POSTed JSON body, and the Authorization header of each (or undefined). */
+export async function webhookReceiver(
+  t: TestContext,
+): Promise<{ url: string; received: Record<string, unknown>[]; authorizations: (string | undefined)[] }> {
   const received: Record<string, unknown>[] = [];
+  const authorizations: (string | undefined)[] = [];
   const server = createServer((req, res) => {
     let body = '';
     req.on('data', (c: Buffer) => (body += c.toString()));
     req.on('end', () => {
       received.push(JSON.parse(body) as Record<string, unknown>);
+      authorizations.push(req.headers.authorization);
       res.writeHead(204).end();
     });
   });
@@ -210,5 +214,5 @@ export async function webhookReceiver(t: TestContext): Promise<{ url: string; re
         server.close(() => resolve());
       }),
   );
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`, received };
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`, received, authorizations };
 }

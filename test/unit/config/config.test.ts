@@ -116,6 +116,16 @@ test('config errors name secret keys but never show their values; other keys kee
   assert.match(password.message, /redis\.password = \(not shown: a secret\): Expected string, received number/);
   assert.ok(!password.message.includes('31337420'));
 
+  const header = configError(() =>
+    loadConfig({ env: { TAPIO_ACTIONS__WEBHOOK__AUTHORIZATION: 'Bearer tok-123\r\nX-Injected: 1' } }),
+  );
+  assert.equal(header.context.field, 'actions.webhook.authorization');
+  assert.match(
+    header.message,
+    /actions\.webhook\.authorization = \(not shown: a secret\): expected an HTTP header value/,
+  );
+  assert.ok(!header.message.includes('tok-123'));
+
   const typo = configError(() =>
     loadConfig({
       file: tempFile('redis:\n  url: redis://app:s3cret-pw@cache:6379\n  passwrd: s3cret-2\n'),
@@ -133,4 +143,46 @@ test('config errors name secret keys but never show their values; other keys kee
 
   const plain = configError(() => loadConfig({ env: { TAPIO_TOPICS__EVENTS: 'bad topic!' } }));
   assert.match(plain.message, /topics\.events = "bad topic!": expected a Kafka topic name/);
+});
+
+test('an authorization comes from the environment or from its File twin, not both', () => {
+  assert.equal(
+    loadConfig({ env: { TAPIO_ACTIONS__WEBHOOK__AUTHORIZATION: 'Bearer env-tok' } }).actions.webhook.authorization,
+    'Bearer env-tok',
+  );
+  const file = tempFile('Bearer file-tok\n');
+  const fromFile = loadConfig({ env: { TAPIO_ROLLOUT__WEBHOOKAUTHORIZATIONFILE: file } });
+  assert.equal(fromFile.rollout.webhookAuthorization, 'Bearer file-tok', 'the trailing newline is dropped');
+  assert.equal(
+    loadConfig({ file: tempFile(`actions:\n  alertmanager:\n    authorizationFile: ${file}\n`), env: {} }).actions
+      .alertmanager.authorization,
+    'Bearer file-tok',
+  );
+
+  const both = configError(() =>
+    loadConfig({
+      env: { TAPIO_ACTIONS__WEBHOOK__AUTHORIZATION: 'Bearer x', TAPIO_ACTIONS__WEBHOOK__AUTHORIZATIONFILE: file },
+    }),
+  );
+  assert.match(both.message, /actions\.webhook\.authorization and actions\.webhook\.authorizationFile are both set/);
+  const missing = configError(() =>
+    loadConfig({ env: { TAPIO_ACTIONS__WEBHOOK__AUTHORIZATIONFILE: '/nonexistent/token' } }),
+  );
+  assert.equal(missing.context.field, 'actions.webhook.authorizationFile');
+  assert.match(
+    configError(() => loadConfig({ env: { TAPIO_ROLLOUT__WEBHOOKAUTHORIZATIONFILE: tempFile('') } })).message,
+    /is empty/,
+  );
+
+  const twice = configError(() =>
+    loadConfig({
+      env: {
+        TAPIO_ROLLOUT__WEBHOOKURL: 'https://u:pw-1@hooks.example/x',
+        TAPIO_ROLLOUT__WEBHOOKAUTHORIZATION: 'Bearer y',
+      },
+    }),
+  );
+  assert.equal(twice.context.field, 'rollout.webhookUrl');
+  assert.match(twice.message, /credentials and an authorization header/);
+  assert.ok(!twice.message.includes('pw-1'));
 });
