@@ -81,6 +81,8 @@ export const configSchema = z
         tlsRejectUnauthorized: z.boolean(),
         /** Overrides the URL's password when not empty (so a secret can come from TAPIO_REDIS__PASSWORD). */
         password: z.string(),
+        /** A file whose content is `password` (a mounted secret); empty: none. */
+        passwordFile: z.string(),
       })
       .strict(),
     topics: z
@@ -243,6 +245,8 @@ export const configSchema = z
         statusPort: port,
         /** Bearer token the status page's buttons need; empty: the buttons are refused. */
         uiToken: z.string(),
+        /** A file whose content is `uiToken`; empty: none. */
+        uiTokenFile: z.string(),
       })
       .strict(),
     /** Consumer group ids (a test run or a second pipeline on one cluster sets its own). */
@@ -297,7 +301,7 @@ export const DEFAULTS: Input = {
     commitIntervalMs: 500,
   },
   registry: { url: 'http://127.0.0.1:8081/apis/ccompat/v7' },
-  redis: { url: 'redis://127.0.0.1:6379', tls: false, tlsRejectUnauthorized: true, password: '' },
+  redis: { url: 'redis://127.0.0.1:6379', tls: false, tlsRejectUnauthorized: true, password: '', passwordFile: '' },
   topics: {
     events: 'tapio.events',
     eventsV1: 'tapio.events.v1',
@@ -389,6 +393,7 @@ export const DEFAULTS: Input = {
     webhookAuthorizationFile: '',
     statusPort: 9465,
     uiToken: '',
+    uiTokenFile: '',
   },
   groups: {
     router: 'tapio-router',

@@ -158,6 +158,11 @@ test('an authorization comes from the environment or from its File twin, not bot
       .alertmanager.authorization,
     'Bearer file-tok',
   );
+  const others = loadConfig({
+    env: { TAPIO_REDIS__PASSWORDFILE: tempFile('redis-pw\r\n'), TAPIO_ROLLOUT__UITOKENFILE: tempFile('ui-tok') },
+  });
+  assert.equal(others.redis.password, 'redis-pw', 'every secret key has its File twin');
+  assert.equal(others.rollout.uiToken, 'ui-tok');
 
   const both = configError(() =>
     loadConfig({
