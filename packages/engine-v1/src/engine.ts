@@ -24,6 +24,7 @@ export interface RuleStats {
   evaluationNs: number;
   results: number;
   lateEvents: number;
+  duplicateEvents: number;
 }
 
 export interface V1Stats {
@@ -32,6 +33,11 @@ export interface V1Stats {
   results: number;
   /** (event, rule, key) triples ignored because the event was late for that rule and key. */
   lateEvents: number;
+  /**
+   * (event, rule, key) triples ignored as a redelivery: the rule already stored an event with the
+   * same id and timestamp for the key (see isRedelivery).
+   */
+  duplicateEvents: number;
   /** Rule ids listed for a routed record that this engine does not run or whose inputs do not match. */
   skippedRules: number;
   ruleErrors: { RULE_TIMEOUT: number; RULE_FAILED: number };
@@ -112,11 +118,13 @@ export class V1Engine {
     this.onResult = options.onResult;
     this.onRuleError = options.onRuleError;
     const perRule: Record<string, RuleStats> = {};
-    for (const rule of this.rules) perRule[rule.id] = { evaluations: 0, evaluationNs: 0, results: 0, lateEvents: 0 };
+    for (const rule of this.rules)
+      perRule[rule.id] = { evaluations: 0, evaluationNs: 0, results: 0, lateEvents: 0, duplicateEvents: 0 };
     this.stats = {
       events: 0,
       results: 0,
       lateEvents: 0,
+      duplicateEvents: 0,
       skippedRules: 0,
       ruleErrors: { RULE_TIMEOUT: 0, RULE_FAILED: 0 },
       rules: perRule,
@@ -198,6 +206,12 @@ export class V1Engine {
     if (now < state.watermark - this.allowedLatenessMs) {
       this.stats.lateEvents += 1;
       if (ruleStats !== undefined) ruleStats.lateEvents += 1;
+      return null;
+    }
+    // Before anything of the rule's state changes: a redelivery leaves it as it was.
+    if (isRedelivery(state.events, event)) {
+      this.stats.duplicateEvents += 1;
+      if (ruleStats !== undefined) ruleStats.duplicateEvents += 1;
       return null;
     }
     insertSorted(state.events, event);
@@ -286,6 +300,27 @@ function insertSorted(events: Event[], event: Event): void {
   const last = events[events.length - 1];
   if (last === undefined || last.timestamp <= event.timestamp) events.push(event);
   else events.splice(upperBound(events, event.timestamp), 0, event);
+}
+
+/**
+ * RULES.md, "Redelivery": whether the rule's stored events (sorted, `events`) hold one with the
+ * event's id. Read with "Ids are unique per source": an id names one event, and a redelivered event
+ * is that same event, timestamp included; so only stored events with an equal timestamp are compared.
+ * The same id at another timestamp is another event (another source's, whose ids may coincide), and
+ * is counted. V2 reads it the same way (engine-v2 Lane.holdsId).
+ */
+function isRedelivery(events: readonly Event[], event: Event): boolean {
+  const t = event.timestamp;
+  const last = events[events.length - 1];
+  // In order (the tail older than the event): nothing to compare.
+  if (last === undefined || last.timestamp < t) return false;
+  const id = event.id;
+  for (let i = upperBound(events, t) - 1; i >= 0; i--) {
+    const e = events[i] as Event;
+    if (e.timestamp !== t) return false;
+    if (e.id === id) return true;
+  }
+  return false;
 }
 
 /** Index of the first event with timestamp >= t. */

@@ -43,12 +43,15 @@ export interface V2RuleStats {
   evaluationNs: number;
   results: number;
   lateEvents: number;
+  duplicateEvents: number;
 }
 
 export interface V2Stats {
   events: number;
   results: number;
   lateEvents: number;
+  /** (event, rule, key) triples ignored as a redelivery (as V1 counts them; see Lane.holdsId). */
+  duplicateEvents: number;
   skippedRules: number;
   ruleErrors: { RULE_TIMEOUT: number; RULE_FAILED: number };
   rules: Record<string, V2RuleStats>;
@@ -130,6 +133,11 @@ function scopeCodeOf(rule: RuleDefinition, input: RuleInput): number {
   }
 }
 
+// RuleState.accept's answers.
+const LATE = 0;
+const TAKEN_NEWEST = 1;
+const TAKEN = 2;
+
 /**
  * The state of one rule for one scope key. It is the rule's first lane itself (one object for both:
  * the lane was one more cache miss per evaluation in bench/engine.ts's profile, which stalls on the
@@ -157,7 +165,9 @@ class RuleState extends Lane {
 
   /**
    * Whether the rule takes `row` (it is not late: not older than the rule's watermark minus the
-   * allowed lateness); if so, sets store.evictBefore for the cursor steps that follow (advance).
+   * allowed lateness): LATE if not, else TAKEN_NEWEST when it is newer than every stored event (so
+   * it cannot be a redelivery of one, see Lane.holdsId) or TAKEN; if taken, sets store.evictBefore
+   * for the cursor steps that follow (advance).
    *
    * The watermark is the newest timestamp among the rule's accepted events for the key (-Infinity
    * before the first): every accepted event is stored, and the newest one is never evicted (advance
@@ -169,7 +179,7 @@ class RuleState extends Lane {
    * watermark, read three times per evaluation, made a heap number per call where it was not inlined
    * (the largest allocation site of V2 on bench/engine.ts's stream).
    */
-  accept(row: EventRow, latenessMs: number, horizonMs: number): boolean {
+  accept(row: EventRow, latenessMs: number, horizonMs: number): number {
     let w = this.newest();
     const b = this.lane1;
     if (b !== null) {
@@ -177,9 +187,13 @@ class RuleState extends Lane {
       if (v > w) w = v;
     }
     const now = row.timestamp;
-    if (now < w - latenessMs) return false;
-    this.store.evictBefore = (now > w ? now : w) - latenessMs - horizonMs;
-    return true;
+    if (now < w - latenessMs) return LATE;
+    if (now > w) {
+      this.store.evictBefore = now - latenessMs - horizonMs;
+      return TAKEN_NEWEST;
+    }
+    this.store.evictBefore = w - latenessMs - horizonMs;
+    return TAKEN;
   }
 
   /** [this] or [this, lane1]; made when asked (decisions, freeing), not kept: one array less per state. */
@@ -624,6 +638,11 @@ export class V2Engine {
    * first hour no key can be idle at all.
    */
   private oldestNewest = Infinity;
+  /**
+   * Per rule: the value of stats.events when the rule last ignored an event as a redelivery. A rule
+   * whose lane follows this one's reads it for the same event (the owner is evaluated just before).
+   */
+  private readonly redeliveredAt: Float64Array;
   /** Per rule: the record stamp that last listed it (dedups a routed record's rule ids without a Set). */
   private readonly listedAt: Int32Array;
   private stamp = 0;
@@ -678,10 +697,11 @@ export class V2Engine {
     this.keyIdleMs = checkNonNegative('keyIdleMs', options.keyIdleMs ?? DEFAULT_KEY_IDLE_MS);
     this.onRuleError = options.onRuleError;
     this.listedAt = new Int32Array(plans.length);
+    this.redeliveredAt = new Float64Array(plans.length).fill(-1);
     const perRule: Record<string, V2RuleStats> = {};
     const ruleStats: V2RuleStats[] = [];
     for (const plan of plans) {
-      const s = { evaluations: 0, decisions: 0, evaluationNs: 0, results: 0, lateEvents: 0 };
+      const s = { evaluations: 0, decisions: 0, evaluationNs: 0, results: 0, lateEvents: 0, duplicateEvents: 0 };
       perRule[plan.rule.id] = s;
       ruleStats.push(s);
     }
@@ -690,6 +710,7 @@ export class V2Engine {
       events: 0,
       results: 0,
       lateEvents: 0,
+      duplicateEvents: 0,
       skippedRules: 0,
       ruleErrors: { RULE_TIMEOUT: 0, RULE_FAILED: 0 },
       rules: perRule,
@@ -1035,7 +1056,8 @@ export class V2Engine {
       key.setState(plan.index, state);
     }
     const now = event.timestamp;
-    if (!state.accept(event, this.allowedLatenessMs, rule.horizonMs)) {
+    const taken = state.accept(event, this.allowedLatenessMs, rule.horizonMs);
+    if (taken === LATE) {
       this.stats.lateEvents += 1;
       ruleStats.lateEvents += 1;
       return;
@@ -1043,8 +1065,24 @@ export class V2Engine {
     const a: Lane = state;
     const b = state.lane1;
     const target = laneIndex === 0 ? a : (b as Lane);
-    // A follower's event was inserted by its owner, evaluated just before for the same event.
-    if (target.owner === null) target.insert(event);
+    if (target.owner === null) {
+      // RULES.md "Redelivery", in every lane of the rule (its stored events), before anything of the
+      // state changes. An event newer than all of them cannot be one (the usual case: no lane read).
+      if (taken === TAKEN && (a.holdsId(event) || (b !== null && b.holdsId(event)))) {
+        this.redeliveredAt[plan.index] = this.stats.events;
+        this.stats.duplicateEvents += 1;
+        ruleStats.duplicateEvents += 1;
+        return;
+      }
+      target.insert(event);
+    } else if (this.redeliveredAt[plan.follows] === this.stats.events) {
+      // A follower's event was inserted by its owner, evaluated just before for the same event, unless
+      // the owner found it a redelivery: the follower stores no event the owner lacks, and with the
+      // same watermark holds the original too (not late: it lies within the follower's horizon).
+      this.stats.duplicateEvents += 1;
+      ruleStats.duplicateEvents += 1;
+      return;
+    }
     // As V1: nothing older than watermark - lateness - horizon can be in a non-late event's horizon
     // (store.evictBefore, set by accept).
     let evicted = a.advance(event);

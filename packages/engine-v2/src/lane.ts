@@ -1,5 +1,5 @@
 import { atLeast } from '@tapio/rules';
-import { idOf } from './row';
+import { idOf, sameId } from './row';
 import type { EventRow } from './row';
 import type { RuleEvent } from './types';
 
@@ -418,6 +418,33 @@ export class Lane {
   newest(): number {
     const n = this.count();
     return n > this.head ? (this.store.f64[this.slabBase() + (n - 1) * this.stride] as number) : -Infinity;
+  }
+
+  /**
+   * Whether the lane stores an event with the row's id and timestamp (RULES.md "Redelivery", read as
+   * engine-v1's isRedelivery). Such events sit just before the row's insertion point, so no index of
+   * ids is kept: the memory per key stays as it was.
+   */
+  holdsId(row: EventRow): boolean {
+    const n = this.count();
+    const head = this.head;
+    if (n === head) return false;
+    const f64 = this.store.f64;
+    const base = this.slabBase();
+    const stride = this.stride;
+    const t = row.timestamp;
+    let i = n;
+    if ((f64[base + (n - 1) * stride] as number) > t) i = upperBound(f64, base, stride, head, n, row);
+    let blob: string | null = null;
+    for (i -= 1; i >= head; i--) {
+      const k = base + i * stride;
+      if ((f64[k] as number) !== t) return false;
+      blob ??= row.idRef();
+      if (sameId(this.store.text(f64[k + stride - 1] as number), f64[k + stride - 2] as number, blob, row.idSpan)) {
+        return true;
+      }
+    }
+    return false;
   }
 
   /** Timestamp of event i. */

@@ -70,6 +70,28 @@ export function idOf(blob: string, span: number): string {
   return blob.substring(start, start + (span - start * ID_SPAN));
 }
 
+/**
+ * Whether the ids that two (text, span) pairs mark (see idOf) are equal, without making either id.
+ * Compared by length, then from the last character back (generated ids mostly differ at their end).
+ */
+export function sameId(a: string, spanA: number, b: string, spanB: number): boolean {
+  let startA = 0;
+  let lenA = a.length;
+  if (spanA >= 0) {
+    startA = Math.floor(spanA / ID_SPAN);
+    lenA = spanA - startA * ID_SPAN;
+  }
+  let startB = 0;
+  let lenB = b.length;
+  if (spanB >= 0) {
+    startB = Math.floor(spanB / ID_SPAN);
+    lenB = spanB - startB * ID_SPAN;
+  }
+  if (lenA !== lenB) return false;
+  for (let i = lenA - 1; i >= 0; i--) if (a.charCodeAt(startA + i) !== b.charCodeAt(startB + i)) return false;
+  return true;
+}
+
 /** Node's Buffer has utf8Slice (what avsc's Tap.readString calls), without toString's argument checks. */
 type SlicingBuffer = Buffer & { utf8Slice(start: number, end: number): string };
 

@@ -37,6 +37,29 @@ test('an out-of-order event within lateness is evaluated with now = its own time
   assert.equal(engine.stats.lateEvents, 0);
 });
 
+test('a redelivered event (same id and timestamp) is ignored by each rule that stored it, which stays as it was', () => {
+  const b = new EventsBuilder();
+  const engine = new V1Engine();
+  const r0 = b.pod('pod.restart', 0);
+  const r10 = b.pod('pod.restart', 10);
+  feed(engine, [r0, r10]);
+  const before = structuredClone(engine.stats);
+  // Counted, it would be crash-loop's third restart.
+  assert.deepEqual(feed(engine, [{ ...r10, entity: { ...r10.entity } }]), []);
+  assert.equal(engine.stats.duplicateEvents, 2, 'R1 (node key) and R7 (pod key)');
+  assert.deepEqual(
+    { ...engine.stats, events: before.events, duplicateEvents: 0, rules: before.rules },
+    { ...before, duplicateEvents: 0 },
+    'nothing else changed',
+  );
+  assert.equal(engine.stats.rules['crash-loop']!.evaluations, before.rules['crash-loop']!.evaluations);
+  const r20 = b.pod('pod.restart', 20);
+  assert.deepEqual(
+    feed(engine, [r20]).map((r) => r.evidence),
+    [[r0.id, r10.id, r20.id]],
+  );
+});
+
 test('lateness boundary: exactly watermark - allowedLateness is on time, 1 ms older is late', () => {
   const b = new EventsBuilder();
   const engine = new V1Engine();

@@ -7,6 +7,7 @@ import { V1Engine } from '@tapio/engine-v1';
 import { V2Engine } from '@tapio/engine-v2';
 import { memoryLeak, oomPrediction } from '@tapio/rules';
 import { EventsBuilder } from '../../helpers/events-builder';
+import { withRedeliveries } from '../../helpers/redeliver';
 
 const NO_TIMEOUT = { ruleTimeoutMs: 60_000 };
 type Listing = 'both' | 'r2' | 'r3' | 'process';
@@ -62,6 +63,7 @@ function run(events: readonly Event[], listing: (i: number) => Listing) {
   assert.deepEqual(asV1(r2), r1);
   assert.equal(v2.stats.storedEvents, v1.stats.storedEvents);
   assert.equal(v2.stats.lateEvents, v1.stats.lateEvents);
+  assert.equal(v2.stats.duplicateEvents, v1.stats.duplicateEvents);
   assert.equal(v2.stats.rules[oomPrediction.id]!.results, v1.stats.rules[oomPrediction.id]!.results);
   return { r1, v1, v2 };
 }
@@ -89,6 +91,23 @@ describe('R2 and R3 share one memory.usage lane, with V1 results', () => {
         return (['both', 'r2', 'r3', 'process', 'process', 'both'] as const)[x % 6]!;
       };
       run(memoryStream(seed, 3, 300), () => pick());
+    }
+  });
+
+  test('redelivered samples are ignored by both rules alike, with the lane shared or detached', () => {
+    const twice = withRedeliveries(events, 7, 0.05).events;
+    const once = run(events, () => 'process');
+    const { r1, v1 } = run(twice, () => 'process');
+    assert.deepEqual(r1, once.r1);
+    assert.ok(v1.stats.rules[oomPrediction.id]!.duplicateEvents > 0);
+    assert.equal(v1.stats.rules[oomPrediction.id]!.duplicateEvents, v1.stats.rules[memoryLeak.id]!.duplicateEvents);
+    for (const seed of [4, 5]) {
+      let x = seed;
+      const pick = (): Listing => {
+        x = (x * 69069 + 1) % 4294967296;
+        return (['both', 'r2', 'r3', 'process', 'both', 'both'] as const)[x % 6]!;
+      };
+      run(withRedeliveries(memoryStream(seed, 3, 300), seed, 0.1).events, () => pick());
     }
   });
 
