@@ -7,6 +7,7 @@ import { eventToJsonLine } from '@tapio/events';
 import { RULES } from '@tapio/rules';
 import { generateStream } from '@tapio/scenarios';
 import { runTapio } from '../../helpers/cli';
+import { withRedeliveries } from '../../helpers/redeliver';
 
 const tapio = (args: string[]) => runTapio(args, {});
 
@@ -69,6 +70,32 @@ test('tapio replay over every scenario mixed with noise detects exactly the expe
     'evidence',
     'engine',
   ]);
+});
+
+test('tapio replay of a file with lines repeated 1-4 lines later (redeliveries) prints what it prints without them', async () => {
+  const stream = generateStream({
+    seed: 8,
+    startMs: 1_767_225_600_000,
+    scenarios: 'all',
+    incidentsPerScenario: 2,
+    noiseEvents: 20_000,
+    outOfOrderMs: 30_000,
+    lateShare: 0.01,
+  });
+  const once = join(dir, 'once.jsonl');
+  writeFileSync(once, stream.events.map(eventToJsonLine).join('\n') + '\n');
+  const { events, redelivered } = withRedeliveries(stream.events, 8);
+  assert.ok(redelivered > 500, `${redelivered} lines repeated`);
+  const twice = join(dir, 'twice.jsonl');
+  writeFileSync(twice, events.map(eventToJsonLine).join('\n') + '\n');
+  for (const engine of ['v1', 'v2']) {
+    const a = await tapio(['replay', '--engine', engine, '--input', once]);
+    assert.equal(a.code, 0, a.stderr);
+    const b = await tapio(['replay', '--engine', engine, '--input', twice]);
+    assert.equal(b.code, 0, b.stderr);
+    assert.match(b.stderr, new RegExp(`engine ${engine}, ${events.length} events, ${stream.expected.length} results`));
+    assert.equal(b.stdout, a.stdout, `${engine}: the same results, byte for byte`);
+  }
 });
 
 test('tapio replay names the line and field of invalid input, or skips it when asked', async () => {
