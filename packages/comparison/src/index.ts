@@ -241,3 +241,12 @@ export class ComparisonTally {
     return { kind: 'comparison', at: new Date(atMs).toISOString(), ...this.totals, byRule };
   }
 }
+
+export { compareIncidents } from './incidents';
+export type {
+  IncidentComparison,
+  IncidentDifference,
+  IncidentDifferenceKind,
+  IncidentResult,
+  IncidentTally,
+} from './incidents';
