@@ -7,13 +7,11 @@
  * the README of this folder), mixed with 1 % poison records, while one fault is applied. Afterwards
  * the topics are read back and checked against the delivery guarantees of ARCHITECTURE.md.
  */
-import { spawn, spawnSync } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { createWriteStream, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { Server } from 'node:http';
-import { createServer as createNetServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { loadConfig } from '@tapio/config';
 import type { TapioConfig } from '@tapio/config';
@@ -23,6 +21,7 @@ import { DLQ_HEADERS, ROUTING_HEADERS, createKafka, ensureTopics, topicSpecs } f
 import type { Admin, Kafka, Producer } from '@tapio/kafka';
 import { ROUTING_CONTROL_KEY, defaultRoutingConfig } from '@tapio/routing';
 import { fingerprint, routesFor } from '@tapio/rules';
+import { ServiceProcesses, consumerLag, freePort } from '@tapio/runtime';
 import { generateStream } from '@tapio/scenarios';
 import type { ExpectedDetection } from '@tapio/scenarios';
 
@@ -150,18 +149,6 @@ export interface RunReport {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-async function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const server = createNetServer();
-    server.once('error', rej);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => res(port));
-    });
-  });
-}
-
 /** A private redis-server for one run (never the shared 6379, which other engineers use). */
 export class PrivateRedis {
   private constructor(readonly port: number) {}
@@ -252,109 +239,6 @@ export class WebhookSink {
   }
 }
 
-interface Proc {
-  name: ServiceName;
-  instance: number;
-  port: number;
-  child: ChildProcess;
-  exited: Promise<number | null>;
-}
-
-/** Every service of the run, each its own process with the run's environment overrides. */
-export class Pipeline {
-  private readonly procs: Proc[] = [];
-  private nextInstance = 0;
-
-  constructor(
-    readonly env: Record<string, string>,
-    readonly logDir: string,
-  ) {}
-
-  async start(name: ServiceName): Promise<Proc> {
-    const entry = join(repoRoot, 'services', name, 'dist', 'main.js');
-    if (!existsSync(entry)) throw new Error(`${entry} is not built; run npx tsc -b`);
-    const port = await freePort();
-    const instance = this.nextInstance++;
-    const log = createWriteStream(join(this.logDir, `${name}-${instance}.log`), { flags: 'a' });
-    const child = spawn(process.execPath, [entry], {
-      cwd: repoRoot,
-      env: { ...process.env, ...this.env, TAPIO_HTTP__PORT: String(port) },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    child.stdout?.pipe(log);
-    child.stderr?.pipe(log);
-    const exited = new Promise<number | null>((r) => child.once('exit', (code, signal) => r(signal ? -1 : code)));
-    const proc: Proc = { name, instance, port, child, exited };
-    this.procs.push(proc);
-    await this.ready(proc);
-    return proc;
-  }
-
-  private async ready(proc: Proc): Promise<void> {
-    const deadline = Date.now() + 60_000;
-    while (Date.now() < deadline) {
-      if (proc.child.exitCode !== null) {
-        throw new Error(`${proc.name} exited ${proc.child.exitCode} at start; see ${this.logDir}`);
-      }
-      try {
-        const res = await fetch(`http://127.0.0.1:${proc.port}/healthz`, { signal: AbortSignal.timeout(500) });
-        if (res.ok) return;
-      } catch {
-        // not listening yet
-      }
-      await sleep(200);
-    }
-    throw new Error(`${proc.name} not healthy within 60 s; see ${this.logDir}`);
-  }
-
-  live(name: ServiceName): Proc[] {
-    return this.procs.filter((p) => p.name === name && p.child.exitCode === null && p.child.signalCode === null);
-  }
-
-  async kill(proc: Proc, signal: 'SIGKILL' | 'SIGTERM', timeoutMs = 40_000): Promise<number | null> {
-    proc.child.kill(signal);
-    const code = await Promise.race([proc.exited, sleep(timeoutMs).then(() => 'timeout' as const)]);
-    if (code === 'timeout') {
-      proc.child.kill('SIGKILL');
-      await proc.exited;
-      return -9;
-    }
-    return code;
-  }
-
-  /** Sums a metric over the live processes' /metrics, by one label. */
-  async metric(name: string, label: string): Promise<Record<string, number>> {
-    const out: Record<string, number> = {};
-    for (const p of this.procs) {
-      if (p.child.exitCode !== null || p.child.signalCode !== null) continue;
-      const text = await fetch(`http://127.0.0.1:${p.port}/metrics`, { signal: AbortSignal.timeout(2000) })
-        .then((r) => r.text())
-        .catch(() => '');
-      for (const line of text.split('\n')) {
-        if (!line.startsWith(name + '{') && !line.startsWith(name + ' ')) continue;
-        const value = Number(line.slice(line.lastIndexOf(' ') + 1));
-        const m = new RegExp(`${label}="([^"]*)"`).exec(line);
-        const key = m?.[1] ?? '';
-        out[key] = (out[key] ?? 0) + value;
-      }
-    }
-    return out;
-  }
-
-  /** SIGTERM to all; returns the services that did not stop cleanly. */
-  async stopAll(): Promise<string[]> {
-    const bad: string[] = [];
-    await Promise.all(
-      this.procs.map(async (p) => {
-        if (p.child.exitCode !== null || p.child.signalCode !== null) return;
-        const code = await this.kill(p, 'SIGTERM', 30_000);
-        if (code !== 0) bad.push(`${p.name}#${p.instance} (${code})`);
-      }),
-    );
-    return bad;
-  }
-}
-
 export interface ReadBack {
   partition: number;
   offset: string;
@@ -413,21 +297,6 @@ export async function readAll(kafka: Kafka, admin: Admin, topic: string, timeout
     await admin.deleteGroups([groupId]).catch(() => undefined);
   }
   return out;
-}
-
-/** Total lag of a group on a topic (uncommitted partitions count from the log start). */
-async function lag(admin: Admin, groupId: string, topic: string): Promise<number> {
-  const [ends, committed] = await Promise.all([
-    admin.fetchTopicOffsets(topic),
-    admin.fetchOffsets({ groupId, topics: [topic] }),
-  ]);
-  const at = new Map((committed[0]?.partitions ?? []).map((p) => [p.partition, Number(p.offset)]));
-  let total = 0;
-  for (const p of ends) {
-    const c = at.get(p.partition) ?? -1;
-    total += Number(p.high) - (c < 0 ? Number(p.low) : c);
-  }
-  return total;
 }
 
 const sha = (b: Buffer | null): string =>
@@ -501,7 +370,7 @@ export async function runIntegrity(options: RunOptions): Promise<RunReport> {
   const kafka = createKafka(config, undefined, '-integrity');
   const admin = kafka.admin();
   await admin.connect();
-  const pipeline = new Pipeline(env, logDir);
+  const pipeline = new ServiceProcesses({ root: repoRoot, env: { ...process.env, ...env }, logDir });
   let producer: Producer | undefined;
   try {
     await ensureTopics(admin, topicSpecs(config));
@@ -702,7 +571,7 @@ export async function runIntegrity(options: RunOptions): Promise<RunReport> {
     let quiet = 0;
     for (;;) {
       let total = 0;
-      for (const [g, t] of groups) total += await lag(admin, g, t);
+      for (const [g, t] of groups) total += await consumerLag(admin, g, t);
       quiet = total === 0 ? quiet + 1 : 0;
       if (quiet >= 3) break;
       if (Date.now() > drainDeadline) {
@@ -886,7 +755,7 @@ const SERVICE_OF: Partial<Record<FaultName, ServiceName>> = {
 /** Applies the fault; resolves with its wall-time window once the pipeline is whole again. */
 async function applyFault(
   fault: FaultName,
-  pipeline: Pipeline,
+  pipeline: ServiceProcesses,
   redis: PrivateRedis,
   log: (line: string) => void,
 ): Promise<{ fromMs: number; toMs: number } | undefined> {

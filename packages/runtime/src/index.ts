@@ -121,6 +121,8 @@ export type { HttpEndpoint, PostOutcome } from './http';
 export { CoalescingSender } from './send';
 export type { OutRecord, TopicRecords } from './send';
 export { CallWindow, HealthReporter, consumerLag, instanceName, startEngineHealth } from './health';
+export { ServiceProcesses, freePort } from './processes';
+export type { ServiceProcess, ServiceProcessesOptions } from './processes';
 export type { EngineHealthOptions, HealthReporterOptions } from './health';
 
 /** The producer every pipeline service writes with: idempotent (acks=all), no topic auto-creation. */
