@@ -113,7 +113,13 @@ export class ServiceProcesses {
   /** Sends the signal; SIGKILL after timeoutMs. Resolves with the exit code (-9 when it had to kill). */
   async kill(proc: ServiceProcess, signal: 'SIGKILL' | 'SIGTERM', timeoutMs = 40_000): Promise<number | null> {
     proc.child.kill(signal);
-    const code = await Promise.race([proc.exited, sleep(timeoutMs).then(() => 'timeout' as const)]);
+    // A timer left running would hold the caller's process open for the whole timeout.
+    let timer: NodeJS.Timeout | undefined;
+    const code = await Promise.race([
+      proc.exited,
+      new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), timeoutMs))),
+    ]);
+    clearTimeout(timer);
     if (code === 'timeout') {
       proc.child.kill('SIGKILL');
       await proc.exited;
