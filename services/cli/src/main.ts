@@ -3,6 +3,7 @@ import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { loadConfig } from '@tapio/config';
 import type { TapioConfig } from '@tapio/config';
 import { TapioError } from '@tapio/errors';
+import type { Event } from '@tapio/events';
 import { createKafka, ensureTopics, topicSpecs } from '@tapio/kafka';
 import { generateStream, listScenarios } from '@tapio/scenarios';
 import { consumeTopic } from './commands/consume';
@@ -20,6 +21,8 @@ import {
 } from './commands/route';
 import { engineFactory, readEvents, replayToLines, testRule, writeTo } from './commands/replay';
 import { registerRolloutCommands } from './commands/rollout';
+import { VERIFY_EXIT, formatVerifyReport, runVerify } from './commands/verify';
+import type { VerifyReport } from './commands/verify';
 
 export { demoRunEnv, demoRunId } from './commands/demo';
 
@@ -83,7 +86,13 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
     .configureOutput({
       writeOut: (s) => io.stdout.write(s),
       writeErr: (s) => io.stderr.write(s),
-    });
+    })
+    .addHelpText(
+      'after',
+      '\n`tapio verify -i events.jsonl` checks a rule change or a deployment: the file through a private pipeline must\n' +
+        'give what `tapio replay` gives, incident for incident (ARCHITECTURE.md, "Pipeline guarantees").\n',
+    );
+  const collect = (value: string, previous: string[]): string[] => [...previous, value];
 
   const topics = program.command('topics').description('manage the pipeline topics');
   topics
@@ -300,7 +309,142 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
       },
     );
 
-  const collect = (value: string, previous: string[]): string[] => [...previous, value];
+  program
+    .command('verify')
+    .description(
+      'conformance check: the file through a private pipeline (own topics and groups) and through the replay; ' +
+        'exit 1 unless the results are equal incident for incident',
+    )
+    .requiredOption('-i, --input <file>', 'JSON-lines events, as for produce and replay')
+    .option(
+      '--v2-percentage <n>',
+      "share of scope keys on V2, 0-100 (default: the config's hybrid.v2_percentage; its feature flags still pin categories)",
+      number('--v2-percentage', (n) => n >= 0 && n <= 100, 'in 0..100'),
+    )
+    .option('--category <c=engine>', 'pin a category (repeatable), e.g. network=v2', collect, [])
+    .option('--routers <n>', 'router processes', positiveInt('--routers'), 1)
+    .option('--v1-consumers <n>', 'correlator-v1 processes', positiveInt('--v1-consumers'), 1)
+    .option('--v2-consumers <n>', 'correlator-v2 processes', positiveInt('--v2-consumers'), 1)
+    .option(
+      '--partitions <n>',
+      "event topics' partitions (default: topics.eventPartitions)",
+      positiveInt('--partitions'),
+    )
+    .option('--backlog', 'produce the whole file first, then start the routers', false)
+    .option('--rate <n>', 'events per second when producing live (default: as fast as possible)', positive('--rate'))
+    .option('--replay-engine <name>', 'v1, v2, or both (then they must agree too)', 'both')
+    .option('--replay-config <file>', "the replay's config, when it should differ from the pipeline's")
+    .option(
+      '--timeout <s>',
+      'give up after this many seconds (exit 3, with what was pending)',
+      positive('--timeout'),
+      300,
+    )
+    .option(
+      '--quiet <s>',
+      'seconds without a new result, once every lag is 0, before the run is done',
+      positive('--quiet'),
+      3,
+    )
+    .option('--skip-invalid', 'leave invalid lines out of both runs, reported on stderr', false)
+    .option('--show <n>', 'differences listed', nonNegativeInt('--show'), 10)
+    .option('--keep', "keep the run's topics and service logs", false)
+    .option('--json', 'print the report as JSON', false)
+    .addHelpText(
+      'after',
+      '\nExit: 0 equal; 1 missing, extra or differing incidents (or the replay engines disagree); 2 bad input;\n' +
+        '3 the run did not complete (timeout, a service exited, interrupted).\n' +
+        'Redelivered results (same id) are collapsed and counted as duplicates, not as differences.\n',
+    )
+    .action(
+      async (
+        opts: {
+          input: string;
+          v2Percentage?: number;
+          category: string[];
+          routers: number;
+          v1Consumers: number;
+          v2Consumers: number;
+          partitions?: number;
+          backlog: boolean;
+          rate?: number;
+          replayEngine: string;
+          replayConfig?: string;
+          timeout: number;
+          quiet: number;
+          skipInvalid: boolean;
+          show: number;
+          keep: boolean;
+          json: boolean;
+        },
+        cmd: Command,
+      ) => {
+        const config = configFrom(cmd, io);
+        const engines = { v1: ['v1'], v2: ['v2'], both: ['v1', 'v2'] } as const;
+        const replayEngines = (engines as Record<string, readonly ('v1' | 'v2')[] | undefined>)[opts.replayEngine];
+        if (replayEngines === undefined) throw new InvalidArgumentError('--replay-engine must be v1, v2 or both');
+        if (opts.backlog && opts.rate !== undefined)
+          throw new InvalidArgumentError('--rate applies to live runs, not --backlog');
+        let categories: Record<string, 'v1' | 'v2'>;
+        try {
+          categories = parseAssignments(opts.category, '--category');
+        } catch (err) {
+          throw new InvalidArgumentError((err as Error).message);
+        }
+        const replayConfig =
+          opts.replayConfig === undefined
+            ? undefined
+            : { file: opts.replayConfig, config: loadConfig({ file: opts.replayConfig, env: io.env }) };
+        // The whole file is read and checked before anything is created or produced.
+        let events: Event[];
+        try {
+          events = await readEvents(opts.input, opts.skipInvalid, io.stderr);
+        } catch (err) {
+          const missing = (err as NodeJS.ErrnoException).code === 'ENOENT';
+          if (!(err instanceof TapioError) && !missing) throw err;
+          io.stderr.write(
+            `tapio verify: ${err instanceof TapioError ? `${err.code}: ${err.message}` : `cannot read ${opts.input}`}\n` +
+              'tapio verify: nothing produced\n',
+          );
+          setExit(VERIFY_EXIT.badInput);
+          return;
+        }
+        let report: VerifyReport;
+        try {
+          report = await runVerify(
+            config,
+            {
+              input: opts.input,
+              events,
+              v2Percentage: opts.v2Percentage,
+              categories,
+              routers: opts.routers,
+              v1Consumers: opts.v1Consumers,
+              v2Consumers: opts.v2Consumers,
+              partitions: opts.partitions,
+              backlog: opts.backlog,
+              rate: opts.rate,
+              replayEngines,
+              replayConfig,
+              timeoutMs: opts.timeout * 1000,
+              quietMs: opts.quiet * 1000,
+              keep: opts.keep,
+              configFile: cmd.optsWithGlobals<{ config?: string }>().config,
+            },
+            { env: io.env, progress: (line) => io.stderr.write(line + '\n'), interrupted: io.interrupted },
+          );
+        } catch (err) {
+          // Exit 1 means "the results differ"; a broker or registry failure is a run that did not complete.
+          const code = err instanceof TapioError ? `${err.code}: ` : '';
+          io.stderr.write(`tapio verify: the run did not complete: ${code}${(err as Error).message}\n`);
+          setExit(VERIFY_EXIT.incomplete);
+          return;
+        }
+        io.stdout.write((opts.json ? JSON.stringify(report, null, 2) : formatVerifyReport(report, opts.show)) + '\n');
+        setExit(report.exitCode);
+      },
+    );
+
   const route = program.command('route').description('read and change the routing config on the control topic');
   route
     .command('show')

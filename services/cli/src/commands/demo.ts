@@ -9,6 +9,7 @@ import type { ChildProcess } from 'node:child_process';
 import { createWriteStream, existsSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { TapioConfig } from '@tapio/config';
+import { newRunId, privateRunEnv } from '../run';
 
 export interface DemoService {
   name: string;
@@ -43,30 +44,15 @@ export function parseMetrics(text: string): { name: string; labels: Record<strin
   return out;
 }
 
-/**
- * Config overrides (TAPIO_* variables) that give one demo run topics, consumer groups and dedup keys
- * of its own, so that a run never starts on what an earlier one left (a backlog, committed offsets,
- * a rollout in progress, dedup fingerprints). A deployment keeps the stable names of its config.
- */
+/** Topics, groups and dedup keys of one demo run only (see privateRunEnv). */
 export function demoRunEnv(
   config: Pick<TapioConfig, 'topics' | 'groups' | 'dedup'>,
   runId: string,
 ): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const [key, name] of Object.entries(config.topics)) {
-    if (typeof name === 'string') env[`TAPIO_TOPICS__${key.toUpperCase()}`] = `demo.${runId}.${name}`;
-  }
-  for (const [key, group] of Object.entries(config.groups))
-    env[`TAPIO_GROUPS__${key.toUpperCase()}`] = `${group}-demo-${runId}`;
-  env['TAPIO_DEDUP__KEYPREFIX'] = `${config.dedup.keyPrefix}demo-${runId}:`;
-  return env;
+  return privateRunEnv(config, 'demo', runId);
 }
 
-/** A run id: sortable by start time, unique among runs started in the same second. */
-export function demoRunId(now = new Date()): string {
-  const stamp = now.toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
-  return `${stamp}-${Math.random().toString(36).slice(2, 6)}`;
-}
+export const demoRunId = newRunId;
 
 export const repoRoot = (): string => resolve(__dirname, '../../../..');
 

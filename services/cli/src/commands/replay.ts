@@ -15,6 +15,8 @@ import type { ExpectedDetection } from '@tapio/scenarios';
 
 export interface OfflineEngine {
   process(event: Event): Result[];
+  /** (event, rule, key) triples ignored as late, as the services count them. */
+  readonly stats: { readonly lateEvents: number };
 }
 
 export interface EngineOptions {
