@@ -182,6 +182,8 @@ export const configSchema = z
         alignMaxHoldMs: z.number().int().nonnegative(),
         /** Producers' event-time skew allowed (ARCHITECTURE.md reorderSlackMs): records wait this long (event time) for older ones. */
         reorderSlackMs: z.number().int().nonnegative().max(600_000),
+        /** Event time (ms) a router may run ahead of the slowest peer router of its group (their frontiers on the health topic); 0: strict order, which stalls a live stream (README). */
+        peerSlackMs: z.number().int().nonnegative(),
         /** A partition with more records buffered than this is paused until half of them are routed. */
         maxBufferedPerPartition: z.number().int().positive(),
         /** Records routed per produce round. */
@@ -364,6 +366,7 @@ export const DEFAULTS: Input = {
     alignPartitions: true,
     alignMaxHoldMs: 5000,
     reorderSlackMs: 2000,
+    peerSlackMs: 30000,
     maxBufferedPerPartition: 20000,
     chunkSize: 500,
     fetchMaxBytesPerPartition: 2097152,

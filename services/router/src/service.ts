@@ -324,7 +324,7 @@ export async function startRouter(ctx: ServiceContext, options: RouterOptions = 
   const paused = new Set<number>();
   const committed = new Map<number, string>();
   // Routers of one group hold back what runs more than this far ahead of the slowest one (event time).
-  const peerSlackMs = config.correlation.allowedLatenessMs / 2;
+  const peerSlackMs = config.router.peerSlackMs;
   const peerStaleMs = config.router.peerStaleMs;
   /** Release nothing newer than this: the lowest fresh peer frontier plus the slack. */
   const peerLimit = (nowMs: number): number => {
