@@ -15,7 +15,9 @@ if [ ! -f "$tapio_root/node_modules/.package-lock.json" ] ||
   [ "$tapio_root/package-lock.json" -nt "$tapio_root/node_modules/.package-lock.json" ]; then
   command -v npm >/dev/null || { echo "runtime: npm is not installed (it installs the pinned Node.js $TAPIO_NODE_VERSION)" >&2; exit 1; }
   printf '\n== npm ci (dependencies and Node.js %s)\n' "$TAPIO_NODE_VERSION"
-  (cd "$tapio_root" && npm ci --no-audit --no-fund)
+  # npm runs on the machine's node, which may be older than `engines` (it is what installs the pinned
+  # one): its EBADENGINE notice about this project is expected here and left out.
+  (cd "$tapio_root" && npm ci --no-audit --no-fund 2> >(grep -v 'EBADENGINE' >&2))
 fi
 
 case ":$PATH:" in
