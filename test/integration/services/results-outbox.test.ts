@@ -39,7 +39,10 @@ async function runWithFailingProduces(
     .flatMap(({ event, route }) => reference.processRouted(event, route.scopeKey, route.ruleIds))
     .map(view);
 
-  const input = await tempTopic(t, `outbox-${engine}-in`, 3);
+  // One input partition: with several, a partition held back by the retries falls behind the others
+  // in event time, and the engines free a key idle for keyIdleMs (1 h) by the newest time of any
+  // partition: a separate problem (noted in issue 19's closing note), not what this test is about.
+  const input = await tempTopic(t, `outbox-${engine}-in`, 1);
   const output = await tempTopic(t, `outbox-${engine}-out`, 2);
   const config = testConfig({ http: { port: 0 }, log: { level: 'silent' }, correlator: { healthIntervalMs: 60_000 } });
   const codec = new RegistryCodec({ url: config.registry.url });
@@ -57,11 +60,13 @@ async function runWithFailingProduces(
     })),
   });
 
-  // Every other produce of results fails (a fault that cannot be caused for real at a chosen moment).
+  // The first three produces of results fail, then every other one, eight in all (a fault that cannot
+  // be caused for real at a chosen moment): the same held output is re-sent several times over.
   let attempts = 0;
   let failed = 0;
   const resultsSendFault = (): Error | undefined => {
-    if (attempts++ % 2 === 1 || failed >= 8) return undefined;
+    const attempt = attempts++;
+    if (failed >= 8 || (failed >= 3 && attempt % 2 === 1)) return undefined;
     failed++;
     return new Error('injected produce failure');
   };
